@@ -1,0 +1,29 @@
+"""The channel registry: type name -> "module:Class", imported only when a channel of that type is used."""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Mapping
+
+from .base import Channel, DeliveryError, NotConfigured, SettingError
+
+CHANNEL_TYPES: dict[str, str] = {
+    "log": "tray_alerts.channels.log:LogChannel",
+    "desktop": "tray_alerts.channels.desktop:DesktopChannel",
+    "slack": "tray_alerts.channels.slack:SlackChannel",
+    "email": "tray_alerts.channels.email:EmailChannel",
+    "sms": "tray_alerts.channels.sms:SmsChannel",
+    "webhook": "tray_alerts.channels.webhook:WebhookChannel",
+}
+
+__all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel"]
+
+
+def channel_class(type_name: str) -> type:
+    """The class registered for a channel type; KeyError for an unknown type."""
+    module_name, class_name = CHANNEL_TYPES[type_name].split(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def build_channel(name: str, type_name: str, options: Mapping[str, str]) -> Channel:
+    """A ready channel, or NotConfigured (a required value is empty) / SettingError (a bad value)."""
+    return channel_class(type_name).from_options(name, options)

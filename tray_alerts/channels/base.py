@@ -1,0 +1,47 @@
+"""How to tell them: the channel contract every adapter follows."""
+from __future__ import annotations
+
+from typing import Mapping, Protocol, runtime_checkable
+
+from ..model import Alert
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """Anything with a name and send(alert); success returns None or True, failure raises or returns False."""
+
+    name: str
+
+    def send(self, alert: Alert) -> bool | None:
+        """Deliver one alert or raise DeliveryError."""
+
+
+class DeliveryError(Exception):
+    """A failed delivery; `retryable` says whether trying again later could help."""
+
+    def __init__(self, message: str, retryable: bool = True, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class NotConfigured(Exception):
+    """A channel whose required settings are empty: skipped, with the reason shown in `status`."""
+
+
+class SettingError(ValueError):
+    """A bad value in a channel's settings; config.py adds the file and section."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def require(options: Mapping[str, str], key: str) -> str:
+    """The value of a required setting, or NotConfigured naming the empty key."""
+    value = options.get(key, "").strip()
+    if not value:
+        raise NotConfigured(f"{key} is empty")
+    return value

@@ -1,0 +1,54 @@
+"""One HTTP POST with the failure rules every HTTP channel shares (429/5xx retry, other 4xx do not)."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .base import DeliveryError, SettingError
+
+USER_AGENT = "tray-alerts"
+MAX_RETRY_AFTER = 3600.0
+
+
+def check_url(key: str, url: str) -> str:
+    """The URL if it is http(s) with a host, else SettingError (the URL itself is never echoed)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingError(key, "not an http(s) URL")
+    return url
+
+
+def post(url: str, what: str, timeout: float, **kwargs: Any) -> requests.Response:
+    """POST and return a 2xx response; anything else raises DeliveryError with a secret-free reason."""
+    host = urlsplit(url).hostname or "?"
+    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    try:
+        response = requests.post(url, timeout=timeout, headers=headers, **kwargs)
+    except requests.Timeout:
+        raise DeliveryError(f"{what}: no answer from {host} within {timeout:g} s") from None
+    except requests.ConnectionError as error:
+        reason = "connection refused" if "refused" in str(error).lower() else "cannot connect"
+        raise DeliveryError(f"{what}: {reason} ({host})") from None
+    except requests.RequestException as error:
+        raise DeliveryError(f"{what}: request failed ({type(error).__name__})", retryable=False) from None
+    status = response.status_code
+    if 200 <= status < 300:
+        return response
+    detail = " ".join(response.text.split())[:200]
+    if status == 429:
+        raise DeliveryError(f"{what}: rate limited by {host} (HTTP 429)", retry_after=retry_after(response))
+    if status >= 500:
+        raise DeliveryError(f"{what}: {host} answered HTTP {status} {detail}".rstrip(),
+                            retry_after=retry_after(response))
+    raise DeliveryError(f"{what}: {host} refused the message: HTTP {status} {detail}".rstrip(), retryable=False)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After header given in seconds (an HTTP date is ignored)."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return None

@@ -1,0 +1,199 @@
+"""The `tray-alerts` command line: run the app, raise and clear alerts, look at state and settings."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .display import clock, duration, table
+from .engine import Engine
+from .logsetup import configure_logging
+from .model import Level
+from .state import from_timestamp
+from .wiring import build_channels, build_engine
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed in one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        settings = load_settings(args.config)
+        return args.handler(args, settings)
+    except (ConfigError, UsageError) as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="settings file (default: $TRAY_ALERTS_CONFIG, then the user's config folder)")
+    parser = argparse.ArgumentParser(
+        prog="tray-alerts", parents=[common],
+        description="Desktop alerting: local monitors, debounced alerts, routed to pop-ups, Slack, email, SMS.")
+    parser.set_defaults(config=None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command("run", _run, "run the app (headless until the tray lands) until Ctrl-C")
+    run.add_argument("--headless", action="store_true", help="run without a tray icon")
+    raise_ = command("raise", _raise, "raise an alert (sent once; repeats are debounced)")
+    raise_.add_argument("event", help="stable event id, e.g. disk_full")
+    raise_.add_argument("level", help="info, warning, error or critical")
+    raise_.add_argument("message", help="what happened")
+    raise_.add_argument("context", nargs="*", metavar="key=value", help="context shown with the alert")
+    clear = command("clear", _clear, "clear an active alert and send its recovery")
+    clear.add_argument("event")
+    clear.add_argument("message", nargs="?", default="recovered")
+    command("status", _status, "show the active alerts")
+    history = command("history", _history, "show recent firings, clears and deliveries")
+    history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="entries to show (20)")
+    history.add_argument("--event", help="only this event")
+    command("check-config", _check_config, "check the settings and show what they set up")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    configure_logging(settings.log_file, settings.log_level, stderr_level="error")
+    engine = build_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import run_headless
+
+    return run_headless(settings)
+
+
+def _raise(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        level = Level.parse(args.level)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    context = dict(_key_value(item) for item in args.context)
+    with _engine(settings) as engine:
+        try:
+            results = engine.raise_alert(args.event, level, args.message, **context)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        if results:
+            print(f"{args.event}: {level.value} alert sent")
+            _print_deliveries(engine, args.event, results)
+            return EXIT_OK
+        record = next((r for r in engine.active_events() if r.event == args.event), None)
+        if record is not None and record.level >= level:
+            print(f"{args.event}: already active at {record.level.value} since {clock(from_timestamp(record.since))}"
+                  f" (seen {record.seen} times) — debounced, nothing sent")
+        else:
+            print(f"{args.event}: {level.value} alert recorded — no channel is routed for {level.value}")
+    return EXIT_OK
+
+
+def _clear(args: argparse.Namespace, settings: Settings) -> int:
+    with _engine(settings) as engine:
+        try:
+            active = any(record.event == args.event for record in engine.active_events())
+            results = engine.clear_alert(args.event, args.message)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        if not active:
+            print(f"{args.event}: not active — nothing sent")
+        elif results:
+            print(f"{args.event}: cleared, recovery sent")
+            _print_deliveries(engine, args.event, results)
+        else:
+            print(f"{args.event}: cleared — no channel had been told, so no recovery was sent")
+    return EXIT_OK
+
+
+def _print_deliveries(engine: Engine, event: str, results: dict[str, bool]) -> None:
+    details = {entry.channel: entry.detail for entry in engine.history(limit=2 * len(results) + 5, event=event)
+               if entry.channel and entry.kind in ("delivery", "recovery")}
+    for name, ok in results.items():
+        print(f"  {name}: delivered" if ok else f"  {name}: NOT delivered — {details.get(name) or 'failed'}")
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"context must be key=value, got {item!r}")
+    return key.strip(), value
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    with _engine(settings) as engine:
+        records = engine.active_events()
+    if not records:
+        print("All clear — no active alerts.")
+        return EXIT_OK
+    now = time.time()
+    rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
+             clock(from_timestamp(r.last_seen)), r.message) for r in records]
+    print(f"{len(records)} active alert{'s' if len(records) != 1 else ''}")
+    print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    with _engine(settings) as engine:
+        entries = engine.history(args.limit, args.event)
+    if not entries:
+        print("No history yet.")
+        return EXIT_OK
+    rows = []
+    for entry in reversed(entries):
+        result = "" if entry.ok is None else ("ok" if entry.ok else f"failed: {entry.detail}")
+        rows.append((clock(entry.at), entry.event, entry.kind, entry.level.value, entry.channel or "", result,
+                     entry.message))
+    print(table(("TIME", "EVENT", "WHAT", "LEVEL", "CHANNEL", "RESULT", "MESSAGE"), rows))
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    channels = build_channels(settings)
+    print("settings: " + " + ".join(str(path) for path in settings.files))
+    print(f"state: {settings.state_path}\nlog: {settings.log_file}\ndelivery timeout: {settings.delivery_timeout:g} s")
+    print("\nrouting:")
+    for level, names in settings.routing.routes.items():
+        print(f"  {level.value:<9} → {', '.join(names) or '(nothing)'}")
+    print("\nchannels:")
+    rows = [(name, spec.type, "ready" if name in channels.ready else channels.unavailable.get(name, ""))
+            for name, spec in settings.channels.items()]
+    print(table(("NAME", "TYPE", "STATE"), rows))
+    print("\nsettings OK")
+    return EXIT_OK

@@ -1,0 +1,117 @@
+"""Fan-out: every channel has its own worker thread, so a slow or failing one never holds up the rest."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from .channels.base import Channel, DeliveryError
+from .model import Alert
+from .redact import redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one delivery went; `detail` is safe to log (secrets masked)."""
+
+    ok: bool
+    detail: str = ""
+    retryable: bool = False
+    retry_after: float | None = None
+    timed_out: bool = False
+
+
+LateCallback = Callable[[str, Outcome], None]
+
+
+def attempt(channel: Channel, alert: Alert) -> Outcome:
+    """Call channel.send once and turn whatever happens into an Outcome."""
+    try:
+        result = channel.send(alert)
+    except DeliveryError as error:
+        return Outcome(False, redact(error.message), error.retryable, error.retry_after)
+    except Exception as error:  # a channel bug must not take the engine down
+        log.debug("channel %s raised", getattr(channel, "name", "?"), exc_info=True)
+        return Outcome(False, redact(f"{type(error).__name__}: {error}"), retryable=True)
+    if result is False:
+        return Outcome(False, "the channel reported failure", retryable=True)
+    return Outcome(True)
+
+
+class ChannelWorker:
+    """A daemon thread that sends one channel's alerts in order."""
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"channel-{channel.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, alert: Alert) -> Future:
+        """Queue an alert; the future's result is its Outcome."""
+        future: Future = Future()
+        self._queue.put((future, alert))
+        return future
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, alert = item
+            if future.set_running_or_notify_cancel():
+                future.set_result(attempt(self.channel, alert))
+
+
+class Dispatcher:
+    """Sends one alert to many channels side by side and waits at most `timeout` seconds for them."""
+
+    def __init__(self, channels: Mapping[str, Channel], timeout: float):
+        self.channels = channels
+        self.timeout = timeout
+        self._workers: dict[str, ChannelWorker] = {}
+        self._lock = threading.Lock()
+
+    def _worker(self, name: str) -> ChannelWorker:
+        with self._lock:
+            worker = self._workers.get(name)
+            if worker is None:
+                worker = self._workers[name] = ChannelWorker(self.channels[name])
+            return worker
+
+    def submit(self, name: str, alert: Alert) -> Future:
+        """Queue one alert for one channel without waiting."""
+        return self._worker(name).submit(alert)
+
+    def deliver(self, alert: Alert, names: Iterable[str], on_late: LateCallback | None = None) -> dict[str, Outcome]:
+        """Send to every named channel; one still sending at the deadline counts as not delivered."""
+        futures = {name: self.submit(name, alert) for name in names}
+        if not futures:
+            return {}
+        wait(futures.values(), timeout=self.timeout)
+        outcomes: dict[str, Outcome] = {}
+        for name, future in futures.items():
+            if future.done():
+                outcomes[name] = future.result()
+            elif future.cancel():
+                outcomes[name] = Outcome(False, f"not sent: the channel was still busy after {self.timeout:g} s",
+                                         retryable=True, timed_out=True)
+            else:
+                outcomes[name] = Outcome(False, f"no answer within {self.timeout:g} s", retryable=True,
+                                         timed_out=True)
+                if on_late is not None:
+                    future.add_done_callback(lambda done, name=name: on_late(name, done.result()))
+        return outcomes
+
+    def close(self) -> None:
+        """Stop the worker threads once their queues are empty."""
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.stop()

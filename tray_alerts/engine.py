@@ -1,0 +1,281 @@
+"""The engine: build alert -> debounce against durable state -> route -> fan out -> record."""
+from __future__ import annotations
+
+import inspect
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .channels.base import Channel
+from .delivery import Dispatcher, Outcome
+from .model import Alert, Level, check_event, clean_context, clean_message
+from .paths import default_state_path
+from .routing import Routing
+from .state import ActiveEvent, HistoryEntry, StateStore, from_timestamp
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DELIVERY_TIMEOUT = 10.0
+SEEN_FLUSH_DELAY = 1.0
+_RANK = {level: rank for rank, level in enumerate(Level)}
+_LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
+
+
+class Engine:
+    """Debounces, routes and fans out alerts; thread-safe; carries on from its state file after a restart."""
+
+    def __init__(
+        self,
+        channels: Mapping[str, Channel],
+        routing: Routing | Mapping[Level | str, list[str]],
+        state_path: str | Path | None = None,
+        *,
+        delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
+        unavailable: Mapping[str, str] | None = None,
+    ):
+        self.channels: dict[str, Channel] = dict(channels)
+        self.routing = Routing.coerce(routing)
+        self.unavailable = dict(unavailable or {})
+        self.state_path = Path(state_path) if state_path is not None else default_state_path()
+        self._store = StateStore(self.state_path)
+        self._dispatcher = Dispatcher(self.channels, delivery_timeout)
+        self._lock = threading.Lock()
+        self._event_locks: dict[str, threading.Lock] = {}
+        self._active: dict[str, ActiveEvent] = {record.event: record for record in self._store.load_active()}
+        self._dirty: dict[str, ActiveEvent] = {}
+        self._flush_timer: threading.Timer | None = None
+        self._subscribers: list[Callable[[], None]] = []
+        self._skipped: set[str] = set()
+        self._closed = False
+
+    # ---- raising -------------------------------------------------------------------------------------
+
+    def raise_alert(self, event: str, level: Level | str, message: str, **context: Any) -> dict[str, bool]:
+        """Fire (or escalate) the event; a repeat at the same or a lower level is counted and sends nothing."""
+        try:
+            new_level = _LEVEL_LOOKUP.get(level)
+            record = self._active.get(event)
+        except TypeError:  # unhashable level or event: the slow path explains what is wrong
+            new_level = record = None
+        if new_level is None:
+            new_level = Level.parse(level)
+        if record is not None and _RANK[record.level] >= _RANK[new_level] and self._count_repeat(event, record):
+            return {}
+        return self._fire(check_event(event), new_level, clean_message(message), clean_context(context))
+
+    def _count_repeat(self, event: str, record: ActiveEvent) -> bool:
+        """Count a debounced repeat if `record` is still the event's active record."""
+        now = time.time()
+        with self._lock:
+            if self._active.get(event) is not record:
+                return False
+            record.seen += 1
+            record.last_seen = now
+            if not self._dirty:
+                self._schedule_flush()
+            self._dirty[event] = record
+        return True
+
+    def _fire(self, event: str, level: Level, message: str, context: dict) -> dict[str, bool]:
+        with self._event_lock(event):
+            with self._lock:
+                current = self._active.get(event)
+                if current is not None and _RANK[current.level] >= _RANK[level]:
+                    debounced = True
+                else:
+                    debounced = False
+                    now = time.time()
+                    if current is None:
+                        record, kind = ActiveEvent(event, level, message, context, now, now, 1, now), "fired"
+                    else:
+                        record = replace(current, level=level, message=message, context=context, at=now,
+                                         seen=current.seen + 1, last_seen=now, told=set(current.told))
+                        kind = "escalated"
+                    self._save(self._store.save_firing, record, kind)
+                    self._active[event] = record
+                    self._dirty.pop(event, None)
+            if debounced:
+                self._count_repeat(event, current)
+                return {}
+            log.info("%s %s at %s: %s", kind, event, level.value, message)
+            self._notify()
+            alert = record.alert()
+            return self._deliver(alert, self._route(self.routing.channels_for(event, level)), record.since)
+
+    # ---- clearing ------------------------------------------------------------------------------------
+
+    def clear_alert(self, event: str, message: str = "recovered") -> dict[str, bool]:
+        """Recover an active event: one resolved alert to every channel told of it; the event re-arms."""
+        check_event(event)
+        if event not in self._active:
+            return {}
+        message = clean_message(message)
+        with self._event_lock(event):
+            now = time.time()
+            with self._lock:
+                record = self._active.get(event)
+                if record is None:
+                    return {}
+                self._save(self._store.save_clear, record, message, now)
+                del self._active[event]
+                self._dirty.pop(event, None)
+            log.info("cleared %s (was %s): %s", event, record.level.value, message)
+            self._notify()
+            resolved = Alert(event, record.level, message, dict(record.context), from_timestamp(now), resolved=True)
+            told = [name for name in sorted(record.told) if name in self.channels]
+            return self._deliver(resolved, told, record.since)
+
+    # ---- delivering ----------------------------------------------------------------------------------
+
+    def _route(self, names: tuple[str, ...]) -> list[str]:
+        """The routed channels that exist; each missing one is logged once, not treated as an error."""
+        present = []
+        for name in names:
+            if name in self.channels:
+                present.append(name)
+            elif name not in self._skipped:
+                self._skipped.add(name)
+                reason = self.unavailable.get(name, "not configured")
+                log.info("channel %s skipped: %s", name, reason)
+        return present
+
+    def _deliver(self, alert: Alert, names: list[str], since: float) -> dict[str, bool]:
+        """Fan out, then record every result and which channels now know of the firing."""
+        outcomes = self._dispatcher.deliver(alert, names, lambda name, outcome: self._late(alert, since, name, outcome))
+        told = self._mark_told(alert, since, {name for name, outcome in outcomes.items() if outcome.ok})
+        self._save(self._store.save_deliveries, alert, since, _details(outcomes), told)
+        for name, outcome in outcomes.items():
+            if not outcome.ok:
+                log.warning("%s: %s not delivered to %s: %s", alert.event, alert.tag, name, outcome.detail)
+        return {name: outcome.ok for name, outcome in outcomes.items()}
+
+    def _mark_told(self, alert: Alert, since: float, names: set[str]) -> set[str] | None:
+        """Add channels to the told set of the firing episode `since`; None if that episode is over."""
+        if alert.resolved:
+            return None
+        with self._lock:
+            current = self._active.get(alert.event)
+            if current is None or current.since != since:
+                return None
+            current.told |= names
+            return set(current.told)
+
+    def _late(self, alert: Alert, since: float, name: str, outcome: Outcome) -> None:
+        """A channel answered after the deadline: record it, and close the loop if the event recovered meanwhile."""
+        late = replace(outcome, detail=f"answered late: {outcome.detail or 'delivered'}")
+        told = self._mark_told(alert, since, {name} if outcome.ok else set())
+        self._save(self._store.save_deliveries, alert, since, _details({name: late}), told)
+        if outcome.ok and not alert.resolved and told is None:
+            recovery = Alert(alert.event, alert.level, "recovered", dict(alert.context), resolved=True)
+            self._dispatcher.submit(name, recovery).add_done_callback(
+                lambda done: self._save(self._store.save_deliveries, recovery, since,
+                                        _details({name: done.result()}), None))
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def active(self) -> list[Alert]:
+        """The active alerts, worst level first, then oldest first."""
+        return [record.alert() for record in self.active_events()]
+
+    def active_events(self) -> list[ActiveEvent]:
+        """Snapshots of the active events with since, repeat count and channels told."""
+        with self._lock:
+            records = [replace(record, context=dict(record.context), told=set(record.told))
+                       for record in self._active.values()]
+        records.sort(key=lambda record: (-_RANK[record.level], record.since))
+        return records
+
+    def history(self, limit: int = 50, event: str | None = None) -> list[HistoryEntry]:
+        """The newest history entries first."""
+        self.flush()
+        return self._store.history(limit, event)
+
+    def subscribe(self, callback: Callable[..., None]) -> Callable[[], None]:
+        """Call `callback` after every change of the active set; returns a function that unsubscribes."""
+        wants_alerts = _accepts_argument(callback)
+        listener = (lambda: callback(self.active())) if wants_alerts else callback
+        with self._lock:
+            self._subscribers.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._subscribers:
+                    self._subscribers.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._lock:
+            listeners = list(self._subscribers)
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("a subscriber failed")
+
+    # ---- state -------------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write pending repeat counters now."""
+        with self._lock:
+            records, self._dirty = list(self._dirty.values()), {}
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+        if records:
+            self._save(self._store.save_seen, records)
+
+    def _schedule_flush(self) -> None:
+        """Write repeat counters a moment later, batched (called with the lock held)."""
+        if self._flush_timer is None and not self._closed:
+            self._flush_timer = threading.Timer(SEEN_FLUSH_DELAY, self.flush)
+            self._flush_timer.daemon = True
+            self._flush_timer.start()
+
+    def _save(self, write: Callable[..., None], *args: Any) -> None:
+        """Run a state write; a failing disk is logged, never allowed to stop an alert going out."""
+        try:
+            write(*args)
+        except sqlite3.Error as error:
+            log.error("could not write state to %s: %s", self.state_path, error)
+
+    def _event_lock(self, event: str) -> threading.Lock:
+        """The lock that keeps one event's firings and recoveries in order."""
+        with self._lock:
+            lock = self._event_locks.get(event)
+            if lock is None:
+                lock = self._event_locks[event] = threading.Lock()
+            return lock
+
+    def close(self) -> None:
+        """Flush counters, let queued deliveries finish in the background, close the state file."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._dispatcher.close()
+        self._store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _details(outcomes: Mapping[str, Outcome]) -> dict[str, tuple[bool, str]]:
+    return {name: (outcome.ok, outcome.detail) for name, outcome in outcomes.items()}
+
+
+def _accepts_argument(callback: Callable[..., None]) -> bool:
+    """Whether a subscriber takes the active alerts as an argument (otherwise it is called with none)."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) and p.default is p.empty
+               for p in parameters)

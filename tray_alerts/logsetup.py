@@ -1,0 +1,47 @@
+"""Application logging: stderr and a rotating file, both with secrets masked."""
+from __future__ import annotations
+
+import logging
+import os
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from .redact import RedactingFilter
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(log_file: Path | None, level: str = "info", stderr_level: str | None = None) -> None:
+    """Send the `tray_alerts` loggers to stderr (at stderr_level) and to log_file (at level).
+
+    With a stderr_level of its own (the one-shot CLI commands) the alert lines stay out of stderr,
+    which is the command's own output.
+    """
+    root = logging.getLogger("tray_alerts")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    redacting = RedactingFilter()
+    stderr = logging.StreamHandler()
+    stderr.setLevel((stderr_level or level).upper())
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    stderr.addFilter(redacting)
+    if stderr_level is not None:
+        stderr.addFilter(lambda record: not record.name.startswith("tray_alerts.alerts"))
+    root.addHandler(stderr)
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.touch(mode=0o600, exist_ok=True)
+            handler = RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+        except OSError as error:
+            root.warning("cannot write the log file %s: %s", log_file, error.strerror)
+        else:
+            if os.name == "posix":
+                os.chmod(log_file, 0o600)
+            handler.setLevel(level.upper())
+            handler.setFormatter(logging.Formatter(FORMAT))
+            handler.addFilter(redacting)
+            root.addHandler(handler)
+    root.setLevel(min(logging.getLevelName(level.upper()), logging.getLevelName((stderr_level or level).upper())))
+    root.propagate = False

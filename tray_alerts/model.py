@@ -1,0 +1,175 @@
+"""What happened: severity levels and the Alert value every other part passes around."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+MAX_EVENT_LENGTH = 200
+MAX_MESSAGE_LENGTH = 4000
+MAX_CONTEXT_ITEMS = 50
+MAX_CONTEXT_KEY_LENGTH = 100
+MAX_CONTEXT_VALUE_LENGTH = 1000
+ELLIPSIS = "…"
+
+
+class Level(str, Enum):
+    """Ordered severities; compare by severity, serialise as the lower-case name."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in the severity order, INFO = 0."""
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, value: Any) -> Level:
+        """A Level from a Level or a level name in any case; ValueError lists the allowed names."""
+        if isinstance(value, Level):
+            return value
+        if isinstance(value, str):
+            found = _BY_NAME.get(value.strip().lower())
+            if found is not None:
+                return found
+        allowed = ", ".join(level.value for level in cls)
+        raise ValueError(f"unknown level {value!r} (allowed: {allowed})")
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return _RANK[self] < _RANK[other]
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return _RANK[self] <= _RANK[other]
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return _RANK[self] > _RANK[other]
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return _RANK[self] >= _RANK[other]
+
+    __hash__ = str.__hash__
+
+
+_RANK = {level: rank for rank, level in enumerate(Level)}
+_BY_NAME = {level.value: level for level in Level}
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Alert:
+    """One notification about an event: a firing, an escalation or (resolved=True) a recovery."""
+
+    event: str
+    level: Level
+    message: str
+    context: dict = field(default_factory=dict)
+    at: datetime = field(default_factory=utc_now)
+    resolved: bool = False
+
+    def __post_init__(self) -> None:
+        self.level = Level.parse(self.level)
+        if self.at.tzinfo is None:
+            raise ValueError("Alert.at must be timezone-aware")
+
+    @property
+    def tag(self) -> str:
+        """`CRITICAL`, or `RESOLVED` for a recovery."""
+        return "RESOLVED" if self.resolved else self.level.value.upper()
+
+    def format(self) -> str:
+        """One line: `[CRITICAL] disk at 95% on /var (14:30:01) host=web-01 mount=/var`."""
+        clock = self.at.astimezone().strftime("%H:%M:%S")
+        parts = [f"[{self.tag}] {self.message} ({clock})"]
+        parts.extend(f"{key}={value}" for key, value in self.context.items())
+        return " ".join(parts)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (level as its name, time as ISO 8601)."""
+        return {
+            "event": self.event,
+            "level": self.level.value,
+            "message": self.message,
+            "context": dict(self.context),
+            "at": self.at.isoformat(),
+            "resolved": self.resolved,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Alert:
+        """The inverse of to_dict."""
+        return cls(
+            event=data["event"],
+            level=Level.parse(data["level"]),
+            message=data["message"],
+            context=dict(data.get("context") or {}),
+            at=datetime.fromisoformat(data["at"]),
+            resolved=bool(data.get("resolved", False)),
+        )
+
+
+def check_event(event: Any) -> str:
+    """The event id if usable (a non-empty line of printable text), else ValueError."""
+    if not isinstance(event, str) or not event.strip():
+        raise ValueError(f"event id must be a non-empty string, got {event!r}")
+    if len(event) > MAX_EVENT_LENGTH:
+        raise ValueError(f"event id longer than {MAX_EVENT_LENGTH} characters")
+    if not event.isprintable():
+        raise ValueError(f"event id must not contain control characters: {event!r}")
+    return event
+
+
+def truncate(text: str, limit: int) -> str:
+    """Text cut to at most `limit` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def clean_message(message: Any) -> str:
+    """The message as a string of sane length."""
+    return truncate(message if isinstance(message, str) else str(message), MAX_MESSAGE_LENGTH)
+
+
+def clean_context(context: dict) -> dict:
+    """Context made safe to store and show: string keys, JSON values, bounded sizes."""
+    cleaned: dict[str, Any] = {}
+    for index, (key, value) in enumerate(context.items()):
+        if index >= MAX_CONTEXT_ITEMS:
+            cleaned["…"] = f"{len(context) - MAX_CONTEXT_ITEMS} more items dropped"
+            break
+        cleaned[truncate(str(key), MAX_CONTEXT_KEY_LENGTH)] = _clean_value(value)
+    return cleaned
+
+
+def _clean_value(value: Any) -> Any:
+    """A scalar JSON value kept as is; anything else as bounded text."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return truncate(value, MAX_CONTEXT_VALUE_LENGTH)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return truncate(text, MAX_CONTEXT_VALUE_LENGTH)

@@ -1,0 +1,53 @@
+"""Settings -> channels and Engine; shared by the app, the CLI and the module-level raise_alert."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .channels import Channel, NotConfigured, SettingError, build_channel
+from .config import ChannelSettings, Settings
+from .engine import Engine
+from .redact import register_secret
+
+log = logging.getLogger(__name__)
+SECRET_KEY_WORDS = ("password", "token", "secret", "webhook", "api_key", "apikey")
+
+
+@dataclass
+class ChannelSet:
+    """The channels that are ready, and why each other configured one is not."""
+
+    ready: dict[str, Channel]
+    unavailable: dict[str, str]
+
+
+def register_channel_secrets(channel: ChannelSettings) -> None:
+    """Mask every value whose key names a secret (webhook_url, password, auth_token, …)."""
+    for key, value in channel.options.items():
+        if any(word in key for word in SECRET_KEY_WORDS):
+            register_secret(value.strip())
+
+
+def build_channels(settings: Settings) -> ChannelSet:
+    """Every configured channel built; a bad value raises ConfigError, an empty required one is skipped."""
+    ready: dict[str, Channel] = {}
+    unavailable: dict[str, str] = {}
+    for name, channel in settings.channels.items():
+        register_channel_secrets(channel)
+        if not channel.enabled:
+            unavailable[name] = "switched off (enabled = no)"
+            continue
+        try:
+            ready[name] = build_channel(name, channel.type, channel.options)
+        except NotConfigured as reason:
+            unavailable[name] = f"not configured: {reason}"
+        except SettingError as error:
+            raise channel.error(error.key, error.problem) from None
+    return ChannelSet(ready, unavailable)
+
+
+def build_engine(settings: Settings, channels: ChannelSet | None = None) -> Engine:
+    """An Engine on the settings' state file, routing and channels."""
+    channels = channels or build_channels(settings)
+    return Engine(channels.ready, settings.routing, settings.state_path,
+                  delivery_timeout=settings.delivery_timeout, unavailable=channels.unavailable)
