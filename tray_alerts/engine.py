@@ -95,7 +95,8 @@ class Engine:
                         record = replace(current, level=level, message=message, context=context, at=now,
                                          seen=current.seen + 1, last_seen=now, told=set(current.told))
                         kind = "escalated"
-                    self._save(self._store.save_firing, record, kind)
+                    names = self._route(self.routing.channels_for(event, level))
+                    self._save(self._store.save_firing, record, kind, record.told | set(names))
                     self._active[event] = record
                     self._dirty.pop(event, None)
             if debounced:
@@ -103,8 +104,7 @@ class Engine:
                 return {}
             log.info("%s %s at %s: %s", kind, event, level.value, message)
             self._notify()
-            alert = record.alert()
-            return self._deliver(alert, self._route(self.routing.channels_for(event, level)), record.since)
+            return self._deliver(record.alert(), names, record.since)
 
     # ---- clearing ------------------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class Engine:
         """Fan out, then record every result and which channels now know of the firing."""
         outcomes = self._dispatcher.deliver(alert, names, lambda name, outcome: self._late(alert, since, name, outcome))
         told = self._mark_told(alert, since, {name for name, outcome in outcomes.items() if outcome.ok})
-        self._save(self._store.save_deliveries, alert, since, _details(outcomes), told)
+        self._queue(alert, since, outcomes, told)
         for name, outcome in outcomes.items():
             if not outcome.ok:
                 log.warning("%s: %s not delivered to %s: %s", alert.event, alert.tag, name, outcome.detail)
@@ -168,12 +168,17 @@ class Engine:
         """A channel answered after the deadline: record it, and close the loop if the event recovered meanwhile."""
         late = replace(outcome, detail=f"answered late: {outcome.detail or 'delivered'}")
         told = self._mark_told(alert, since, {name} if outcome.ok else set())
-        self._save(self._store.save_deliveries, alert, since, _details({name: late}), told)
+        self._queue(alert, since, {name: late}, told)
         if outcome.ok and not alert.resolved and told is None:
             recovery = Alert(alert.event, alert.level, "recovered", dict(alert.context), resolved=True)
             self._dispatcher.submit(name, recovery).add_done_callback(
-                lambda done: self._save(self._store.save_deliveries, recovery, since,
-                                        _details({name: done.result()}), None))
+                lambda done: self._queue(recovery, since, {name: done.result()}, None))
+
+    def _queue(self, alert: Alert, since: float, outcomes: Mapping[str, Outcome], told: set[str] | None) -> None:
+        """Hand delivery results to the store, written with the next commit or within a second."""
+        self._store.queue_deliveries(alert, since, {name: (o.ok, o.detail) for name, o in outcomes.items()}, told)
+        with self._lock:
+            self._schedule_flush()
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -220,17 +225,16 @@ class Engine:
     # ---- state -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write pending repeat counters now."""
+        """Write pending repeat counters and delivery results now."""
         with self._lock:
             records, self._dirty = list(self._dirty.values()), {}
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
                 self._flush_timer = None
-        if records:
-            self._save(self._store.save_seen, records)
+        self._save(self._store.save_seen, records)
 
     def _schedule_flush(self) -> None:
-        """Write repeat counters a moment later, batched (called with the lock held)."""
+        """Write counters and results a moment later, batched (called with the lock held)."""
         if self._flush_timer is None and not self._closed:
             self._flush_timer = threading.Timer(SEEN_FLUSH_DELAY, self.flush)
             self._flush_timer.daemon = True
@@ -265,10 +269,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _details(outcomes: Mapping[str, Outcome]) -> dict[str, tuple[bool, str]]:
-    return {name: (outcome.ok, outcome.detail) for name, outcome in outcomes.items()}
 
 
 def _accepts_argument(callback: Callable[..., None]) -> bool:

@@ -45,30 +45,29 @@ class Level(str, Enum):
         return self.value
 
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Level):
-            return NotImplemented
-        return _RANK[self] < _RANK[other]
+        return _RANK[self] < _rank_of(other)
 
     def __le__(self, other: object) -> bool:
-        if not isinstance(other, Level):
-            return NotImplemented
-        return _RANK[self] <= _RANK[other]
+        return _RANK[self] <= _rank_of(other)
 
     def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Level):
-            return NotImplemented
-        return _RANK[self] > _RANK[other]
+        return _RANK[self] > _rank_of(other)
 
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Level):
-            return NotImplemented
-        return _RANK[self] >= _RANK[other]
+        return _RANK[self] >= _rank_of(other)
 
     __hash__ = str.__hash__
 
 
 _RANK = {level: rank for rank, level in enumerate(Level)}
 _BY_NAME = {level.value: level for level in Level}
+
+
+def _rank_of(other: object) -> int:
+    """Severity rank of a Level or level name, so `Level.INFO < "warning"` compares by severity too."""
+    if isinstance(other, str):
+        return _RANK[Level.parse(other)]
+    raise TypeError(f"cannot compare a Level with {type(other).__name__}")
 
 
 def utc_now() -> datetime:

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 from .model import Alert, Level
 
@@ -40,7 +39,6 @@ CREATE TABLE IF NOT EXISTS history (
     detail   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS history_by_event ON history (event, id);
-CREATE INDEX IF NOT EXISTS history_by_time ON history (at);
 """
 
 
@@ -91,6 +89,8 @@ class StateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _touch_private(self.path)
         self._lock = threading.RLock()
+        self._pending_history: list[tuple] = []
+        self._pending_told: dict[tuple[str, float], str] = {}
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -105,7 +105,7 @@ class StateStore:
             self._db.execute("DELETE FROM history WHERE at < ?", (time.time() - HISTORY_KEEP_SECONDS,))
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+        return _Transaction(self)
 
     def load_active(self) -> list[ActiveEvent]:
         """Every active event as stored."""
@@ -119,13 +119,18 @@ class StateStore:
             for event, level, message, context, since, at, seen, last_seen, told in rows
         ]
 
-    def save_firing(self, record: ActiveEvent, kind: str) -> None:
-        """Store a firing or escalation and its history line in one transaction."""
+    def save_firing(self, record: ActiveEvent, kind: str, told: set[str]) -> None:
+        """Store a firing or escalation and its history line in one transaction.
+
+        `told` is written as the channels that will know once delivery is done (those told before and those
+        about to be sent to): should the process die mid-delivery, a recovery still reaches every channel
+        that may have seen the firing. queue_deliveries narrows it to the real result.
+        """
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO active VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.event, record.level.value, record.message, json.dumps(record.context), record.since,
-                 record.at, record.seen, record.last_seen, json.dumps(sorted(record.told))),
+                 record.at, record.seen, record.last_seen, json.dumps(sorted(told))),
             )
             self._add_history(record.at, record.event, kind, record.level, record.message)
 
@@ -137,19 +142,46 @@ class StateStore:
             self._add_history(at, record.event, "cleared", record.level, message,
                               detail=f"active since {record.since:.3f}, seen {record.seen} times")
 
-    def save_deliveries(self, alert: Alert, since: float, results: dict[str, tuple[bool, str]],
-                        told: set[str] | None) -> None:
-        """Record each channel's result for one alert; update the channels told of the episode `since`."""
-        kind = "recovery" if alert.resolved else "delivery"
-        with self._transaction():
-            for channel, (ok, detail) in results.items():
-                self._add_history(time.time(), alert.event, kind, alert.level, alert.message, channel, ok, detail)
-            if told is not None:
-                self._db.execute("UPDATE active SET told = ? WHERE event = ? AND since = ?",
-                                 (json.dumps(sorted(told)), alert.event, since))
+    def queue_deliveries(self, alert: Alert, since: float, results: dict[str, tuple[bool, str]],
+                         told: set[str] | None) -> None:
+        """Record each channel's result for one alert, and the channels told of the episode `since`.
 
-    def save_seen(self, records: Iterable[ActiveEvent]) -> None:
-        """Write the repeat counters of debounced events."""
+        Written with the next transaction or by flush(): the firing itself is already durable, and
+        batching keeps a raise+clear cycle at two commits.
+        """
+        kind = "recovery" if alert.resolved else "delivery"
+        now = time.time()
+        with self._lock:
+            self._pending_history.extend(
+                (now, alert.event, kind, alert.level.value, alert.message, channel, int(ok), detail)
+                for channel, (ok, detail) in results.items())
+            if told is not None:
+                self._pending_told[(alert.event, since)] = json.dumps(sorted(told))
+
+    def flush(self) -> None:
+        """Write queued delivery results now."""
+        self.save_seen([])
+
+    def _write_pending(self) -> None:
+        """Inside a transaction: write queued results first, so history stays in order."""
+        if self._pending_history:
+            self._db.executemany(
+                "INSERT INTO history (at, event, kind, level, message, channel, ok, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending_history)
+        if self._pending_told:
+            self._db.executemany("UPDATE active SET told = ? WHERE event = ? AND since = ?",
+                                 [(told, event, since) for (event, since), told in self._pending_told.items()])
+
+    def _pending_written(self) -> None:
+        """After a commit: what was queued is on disk."""
+        self._pending_history = []
+        self._pending_told = {}
+
+    def save_seen(self, records: list[ActiveEvent]) -> None:
+        """Write the repeat counters of debounced events (and anything queued)."""
+        with self._lock:
+            if not records and not self._pending_history and not self._pending_told:
+                return
         with self._transaction():
             for record in records:
                 self._flush_seen(record)
@@ -169,9 +201,12 @@ class StateStore:
         ]
 
     def close(self) -> None:
-        """Close the database (a checkpoint folds the WAL back into the file)."""
+        """Write what is queued and close the database (a checkpoint folds the WAL back into the file)."""
         with self._lock:
-            self._db.close()
+            try:
+                self.flush()
+            finally:
+                self._db.close()
 
     def _flush_seen(self, record: ActiveEvent) -> None:
         self._db.execute("UPDATE active SET seen = ?, last_seen = ? WHERE event = ? AND since = ?",
@@ -187,22 +222,30 @@ class StateStore:
 
 
 class _Transaction:
-    """`with` block: hold the store's lock, BEGIN IMMEDIATE, COMMIT or ROLLBACK."""
+    """`with` block: hold the store's lock, BEGIN IMMEDIATE (+ queued results), COMMIT or ROLLBACK."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self._db, self._lock = db, lock
+    def __init__(self, store: StateStore):
+        self._store = store
+        self._db, self._lock = store._db, store._lock
 
     def __enter__(self) -> None:
         self._lock.acquire()
         try:
             self._db.execute("BEGIN IMMEDIATE")
+            self._store._write_pending()
         except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._lock.release()
             raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                self._db.execute("ROLLBACK")
+            else:
+                self._db.execute("COMMIT")
+                self._store._pending_written()
         finally:
             self._lock.release()
 

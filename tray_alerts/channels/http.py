@@ -36,13 +36,25 @@ def post(url: str, what: str, timeout: float, **kwargs: Any) -> requests.Respons
     status = response.status_code
     if 200 <= status < 300:
         return response
-    detail = " ".join(response.text.split())[:200]
+    detail = _scrub(" ".join(response.text.split()), url)[:200]
     if status == 429:
         raise DeliveryError(f"{what}: rate limited by {host} (HTTP 429)", retry_after=retry_after(response))
     if status >= 500:
         raise DeliveryError(f"{what}: {host} answered HTTP {status} {detail}".rstrip(),
                             retry_after=retry_after(response))
     raise DeliveryError(f"{what}: {host} refused the message: HTTP {status} {detail}".rstrip(), retryable=False)
+
+
+def _scrub(text: str, url: str) -> str:
+    """The text with the URL's path, query, password and their long pieces masked: servers echo them in errors."""
+    parts = urlsplit(url)
+    pieces = {parts.path, parts.query, parts.password or ""}
+    pieces.update(piece for part in (parts.path, parts.query) for piece in part.replace("&", "/").replace("=", "/")
+                  .split("/") if len(piece) >= 12)
+    for piece in sorted(pieces, key=len, reverse=True):
+        if len(piece) >= 4:
+            text = text.replace(piece, "***")
+    return text
 
 
 def retry_after(response: requests.Response) -> float | None:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
-from logging.handlers import RotatingFileHandler
+import os
+import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TextIO
 
 from ..model import Alert, Level
 from .base import SettingError
@@ -23,14 +25,7 @@ class LogChannel:
     def __init__(self, name: str = "log", file: str | Path | None = None):
         self.name = name
         self._logger = logging.getLogger(f"tray_alerts.alerts.{name}")
-        if file is not None:
-            path = Path(file).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handler = RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            self._logger.handlers[:] = [handler]
-            self._logger.propagate = False
-            self._logger.setLevel(logging.INFO)
+        self._file = RotatingLines(Path(file).expanduser()) if file is not None else None
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> LogChannel:
@@ -43,10 +38,54 @@ class LogChannel:
 
     def send(self, alert: Alert) -> None:
         """Write the alert's line."""
-        level = logging.INFO if alert.resolved else _LOG_LEVELS[alert.level]
-        self._logger.log(level, "%s: %s", alert.event, alert.format())
+        if self._file is not None:
+            self._file.write(f"{alert.event}: {alert.format()}")
+        else:
+            level = logging.INFO if alert.resolved else _LOG_LEVELS[alert.level]
+            self._logger.log(level, "%s: %s", alert.event, alert.format())
 
     def close(self) -> None:
         """Close a file of its own."""
-        for handler in self._logger.handlers:
-            handler.close()
+        if self._file is not None:
+            self._file.close()
+
+
+class RotatingLines:
+    """Appends time-stamped lines to a file, keeping `backups` older files of at most `max_bytes` each."""
+
+    def __init__(self, path: Path, max_bytes: int = 5_000_000, backups: int = 3):
+        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._stream = self._open()
+
+    def _open(self) -> TextIO:
+        stream = open(self.path, "a", encoding="utf-8")
+        self._size = stream.tell()
+        return stream
+
+    def write(self, line: str) -> None:
+        """Append one line, rotating first when the file is full."""
+        text = f"{datetime.now().isoformat(sep=' ', timespec='milliseconds')} {line}\n"
+        with self._lock:
+            if self._size + len(text) > self.max_bytes and self._size > 0:
+                self._rotate()
+            self._stream.write(text)
+            self._stream.flush()
+            self._size += len(text) if text.isascii() else len(text.encode("utf-8"))
+
+    def _rotate(self) -> None:
+        self._stream.close()
+        for index in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{index}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+        if self.backups:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._stream = self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stream.close()
