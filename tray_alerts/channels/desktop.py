@@ -1,6 +1,7 @@
 """Desktop pop-ups through plyer (notify-send on Linux without dbus-python); the only module using plyer."""
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
 import shutil
@@ -17,6 +18,7 @@ from .base import DeliveryError, SettingError
 
 APP_NAME = "tray-alerts"
 MAX_BODY = 1000
+NO_DAEMON = "no notification daemon is running (nothing serves org.freedesktop.Notifications on the session bus)"
 
 
 class DesktopChannel:
@@ -44,36 +46,41 @@ class DesktopChannel:
     def send(self, alert: Alert) -> None:
         """Show the pop-up, or raise a non-retryable DeliveryError saying what is missing."""
         icon = level_icon_path(None if alert.resolved else alert.level)
+        body = self.body(alert)
         if sys.platform.startswith("linux"):
             problem = linux_notification_problem()
             if problem:
                 raise DeliveryError(f"desktop: {problem}", retryable=False)
+            # Notification servers read the body as markup: escape it so `<none>` or `a & b` show as written.
+            body = html.escape(body, quote=False)
             if not _has_dbus_python():
-                self._notify_send(alert, icon)
+                self._notify_send(alert, body, icon)
                 return
-        self._plyer(alert, icon)
+        self._plyer(alert, body, icon)
 
-    def _plyer(self, alert: Alert, icon: Path) -> None:
+    def _plyer(self, alert: Alert, body: str, icon: Path) -> None:
         from plyer import notification
 
         try:
-            notification.notify(title=title(alert), message=self.body(alert), app_name=APP_NAME,
+            notification.notify(title=title(alert), message=body, app_name=APP_NAME,
                                 app_icon=str(icon), timeout=int(self.timeout))
         except Exception as error:  # DBusException, NotImplementedError on an unsupported platform, …
-            raise DeliveryError(f"desktop: no notification service answered ({type(error).__name__})",
-                                retryable=False) from None
+            reason = (NO_DAEMON if _no_daemon(str(error))
+                      else f"no notification service answered ({type(error).__name__})")
+            raise DeliveryError(f"desktop: {reason}", retryable=False) from None
 
-    def _notify_send(self, alert: Alert, icon: Path) -> None:
+    def _notify_send(self, alert: Alert, body: str, icon: Path) -> None:
         urgency = "critical" if alert.level == Level.CRITICAL and not alert.resolved else "normal"
         command = ["notify-send", f"--app-name={APP_NAME}", f"--icon={icon}", f"--urgency={urgency}",
-                   f"--expire-time={int(self.timeout * 1000)}", "--", title(alert), self.body(alert)]
+                   f"--expire-time={int(self.timeout * 1000)}", "--", title(alert), body]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=max(5.0, self.timeout))
         except subprocess.TimeoutExpired:
             raise DeliveryError("desktop: notify-send did not answer") from None
         if done.returncode != 0:
             reason = " ".join(done.stderr.split())[:200] or f"exit code {done.returncode}"
-            raise DeliveryError(f"desktop: notify-send failed: {reason}", retryable=False)
+            raise DeliveryError(f"desktop: {NO_DAEMON if _no_daemon(reason) else 'notify-send failed: ' + reason}",
+                                retryable=False)
 
 
 def linux_notification_problem() -> str | None:
@@ -84,6 +91,11 @@ def linux_notification_problem() -> str | None:
     if not _has_dbus_python() and shutil.which("notify-send") is None:
         return "no notification tool: install notify-send (Debian/Ubuntu: libnotify-bin) or dbus-python"
     return None
+
+
+def _no_daemon(error_text: str) -> bool:
+    """Whether a D-Bus error says nothing serves notifications."""
+    return "ServiceUnknown" in error_text or "not provided by any .service" in error_text
 
 
 def _has_dbus_python() -> bool:
