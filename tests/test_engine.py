@@ -72,7 +72,8 @@ def test_active_is_worst_first_then_oldest(engine):
 
 def test_missing_channel_in_a_route_is_skipped_and_logged_once(state_path, caplog):
     log = RecordingChannel("log")
-    with Engine({"log": log}, {"warning": ["log", "slack"]}, state_path, unavailable={"slack": "webhook_url is empty"}) as engine:
+    with Engine({"log": log}, {"warning": ["log", "slack"]}, state_path,
+                unavailable={"slack": "webhook_url is empty"}) as engine:
         with caplog.at_level("INFO", logger="tray_alerts"):
             assert engine.raise_alert("a", "warning", "m") == {"log": True}
             engine.raise_alert("b", "warning", "m")

@@ -107,5 +107,9 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, (socket.timeout, TimeoutError)):
         return "timed out"
     if isinstance(error, smtplib.SMTPNotSupportedError):
-        return "the server does not offer STARTTLS"
+        if "AUTH" in str(error):
+            return "the server does not offer login (AUTH)"
+        if "STARTTLS" in str(error):
+            return "the server does not offer STARTTLS"
+        return "the server does not support this message (SMTPUTF8)"
     return type(error).__name__
