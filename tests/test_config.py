@@ -107,3 +107,14 @@ def test_channels_with_empty_required_values_are_not_configured(tmp_path):
                                            ("1d", 86400), (" 1.5 S ", 1.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_webhook_url_and_header_values_are_masked_as_secrets(tmp_path):
+    from tray_alerts.redact import redact
+    from tray_alerts.wiring import build_channels
+
+    path = write(tmp_path, "[channel.hook]\ntype = webhook\nurl = https://ntfy.example/alerts-Zq81kPwx\n"
+                           "headers = Authorization: Bearer tok-93jfk2lq\n")
+    build_channels(load_settings(path, {}))
+    assert redact("POST https://ntfy.example/alerts-Zq81kPwx failed") == "POST *** failed"
+    assert "tok-93jfk2lq" not in redact("sent Authorization: Bearer tok-93jfk2lq")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .channels import Channel, NotConfigured, SettingError, build_channel
+from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .config import ChannelSettings, Settings
 from .engine import Engine
 from .redact import register_secret
@@ -22,10 +22,14 @@ class ChannelSet:
 
 
 def register_channel_secrets(channel: ChannelSettings) -> None:
-    """Mask every value whose key names a secret (webhook_url, password, auth_token, …)."""
+    """Mask every value whose key names a secret (webhook_url, password, auth_token, …) or that the
+    channel type declares secret (a generic webhook's `url` and `headers` carry tokens)."""
+    declared = getattr(channel_class(channel.type), "SECRET_KEYS", ())
     for key, value in channel.options.items():
-        if any(word in key for word in SECRET_KEY_WORDS):
-            register_secret(value.strip())
+        if key in declared or any(word in key for word in SECRET_KEY_WORDS):
+            for line in value.splitlines():
+                register_secret(line.strip())
+                register_secret(line.partition(":")[2].strip())
 
 
 def build_channels(settings: Settings) -> ChannelSet:

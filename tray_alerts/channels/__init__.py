@@ -15,7 +15,7 @@ CHANNEL_TYPES: dict[str, str] = {
     "webhook": "tray_alerts.channels.webhook:WebhookChannel",
 }
 
-__all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel"]
+__all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel", "channel_class"]
 
 
 def channel_class(type_name: str) -> type:

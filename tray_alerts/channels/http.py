@@ -1,6 +1,7 @@
 """One HTTP POST with the failure rules every HTTP channel shares (429/5xx retry, other 4xx do not)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +62,7 @@ def retry_after(response: requests.Response) -> float | None:
     """Seconds from a Retry-After header given in seconds (an HTTP date is ignored)."""
     value = response.headers.get("Retry-After", "").strip()
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+        seconds = float(value)
     except ValueError:
         return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if math.isfinite(seconds) else None

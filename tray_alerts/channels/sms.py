@@ -49,13 +49,17 @@ class SmsChannel:
 
     def send(self, alert: Alert) -> None:
         """Text every recipient, within the hourly cap."""
-        self._take_quota()
+        taken = self._take_quota()
         body = self.body(alert)
-        for number in self.recipients:
-            post(self._url, "SMS", self.timeout, auth=self._auth, data={"From": self.sender, "To": number,
-                                                                        "Body": body})
+        try:
+            for number in self.recipients:
+                post(self._url, "SMS", self.timeout, auth=self._auth,
+                     data={"From": self.sender, "To": number, "Body": body})
+        except DeliveryError:
+            self._return_quota(taken)  # nothing (or not everything) went out: a retry may use it
+            raise
 
-    def _take_quota(self) -> None:
+    def _take_quota(self) -> float:
         """Count this send against the hourly cap, or refuse it (recorded in the history, not retried)."""
         now = time.monotonic()
         with self._lock:
@@ -65,3 +69,9 @@ class SmsChannel:
                 raise DeliveryError(f"SMS held back: hourly cap of {self.max_per_hour} alerts reached",
                                     retryable=False)
             self._sent.append(now)
+        return now
+
+    def _return_quota(self, taken: float) -> None:
+        with self._lock:
+            if taken in self._sent:
+                self._sent.remove(taken)

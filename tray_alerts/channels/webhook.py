@@ -14,6 +14,8 @@ TIMEOUT = 10.0
 class WebhookChannel:
     """POSTs `{event, level, message, context, at, resolved, host}` as JSON to `url`."""
 
+    SECRET_KEYS = ("url", "headers")  # webhook URLs and auth headers carry tokens
+
     def __init__(self, name: str, url: str, headers: Mapping[str, str] | None = None, timeout: float = TIMEOUT):
         self.name = name
         self._url = check_url("url", url)
