@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tray_alerts.model import Level
-from tray_alerts.state import ActiveEvent, StateStore
+from tray_alerts.state import ActiveEvent, StateError, StateStore
 
 
 def test_file_is_private_and_in_wal_mode(tmp_path):
@@ -56,7 +56,7 @@ def test_a_newer_schema_is_refused(tmp_path):
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version=99")
     db.close()
-    with pytest.raises(RuntimeError, match="newer tray-alerts"):
+    with pytest.raises(StateError, match="newer tray-alerts"):
         StateStore(path)
 
 
@@ -69,3 +69,33 @@ def test_old_history_is_pruned_on_open(tmp_path):
     reopened = StateStore(path)
     assert reopened.history() == [] and [r.event for r in reopened.load_active()] == ["old"]
     reopened.close()
+
+
+def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 200)
+    store = StateStore(path)
+    try:
+        assert store.load_active() == []
+    finally:
+        store.close()
+    (aside,) = tmp_path.glob("state.db.damaged-*")
+    assert aside.read_bytes().startswith(b"this is not a database")
+    assert "is damaged" in caplog.text
+
+
+def test_an_old_schema_gains_the_outbox(tmp_path):
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE active (event TEXT PRIMARY KEY, level TEXT NOT NULL, message TEXT NOT NULL,"
+               " context TEXT NOT NULL, since REAL NOT NULL, at REAL NOT NULL, seen INTEGER NOT NULL,"
+               " last_seen REAL NOT NULL, told TEXT NOT NULL)")
+    db.execute("INSERT INTO active VALUES ('e', 'error', 'm', '{}', 1, 1, 1, 1, '[]')")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = StateStore(path)
+    try:
+        assert [r.event for r in store.load_active()] == ["e"] and store.outbox_channels("e") == set()
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -12,11 +13,12 @@ from .config import ConfigError, Settings, load_settings
 from .display import clock, duration, table
 from .engine import Engine
 from .logsetup import configure_logging
-from .model import Level
-from .state import from_timestamp
+from .delivery import Dispatcher
+from .model import Alert, Level
+from .state import ChannelHealth, StateError, from_timestamp
 from .wiring import build_channels, build_engine
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class UsageError(Exception):
@@ -36,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError) as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StateError as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
@@ -66,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     clear = command("clear", _clear, "clear an active alert and send its recovery")
     clear.add_argument("event")
     clear.add_argument("message", nargs="?", default="recovered")
-    command("status", _status, "show the active alerts")
+    command("status", _status, "show the active alerts and how each channel is doing")
+    test_channel = command("test-channel", _test_channel, "send a test alert through one channel and say how it went")
+    test_channel.add_argument("name", help="a [channel.NAME] from the settings")
     history = command("history", _history, "show recent firings, clears and deliveries")
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="entries to show (20)")
     history.add_argument("--event", help="only this event")
@@ -87,7 +94,7 @@ def _positive_int(text: str) -> int:
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
     configure_logging(settings.log_file, settings.log_level, stderr_level="error")
-    engine = build_engine(settings)
+    engine = build_engine(settings, retry_in_background=False)
     try:
         yield engine
     finally:
@@ -156,17 +163,54 @@ def _key_value(item: str) -> tuple[str, str]:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    channels = build_channels(settings)
     with _engine(settings) as engine:
         records = engine.active_events()
-    if not records:
-        print("All clear — no active alerts.")
-        return EXIT_OK
+        health = engine.channel_health()
     now = time.time()
-    rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
-             clock(from_timestamp(r.last_seen)), r.message) for r in records]
-    print(f"{len(records)} active alert{'s' if len(records) != 1 else ''}")
-    print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
+    if records:
+        rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
+                 clock(from_timestamp(r.last_seen)), r.message) for r in records]
+        print(f"{len(records)} active alert{'s' if len(records) != 1 else ''}")
+        print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
+    else:
+        print("All clear — no active alerts.")
+    print()
+    rows = [(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name)))
+            for name, spec in settings.channels.items()]
+    print(table(("CHANNEL", "TYPE", "STATE"), rows, max_width=100))
     return EXIT_OK
+
+
+def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None) -> str:
+    """`ok (last delivery 14:30:01)`, `failing: <last error> (3 waiting to retry)` or why it is not there."""
+    waiting = f" ({health.waiting} waiting to retry)" if health and health.waiting else ""
+    if unavailable:
+        return unavailable + waiting
+    if health is None or health.last_ok is None:
+        return "ready (nothing sent yet)" + waiting
+    if health.last_ok:
+        return f"ok (last delivery {clock(health.last_at)})" + waiting
+    return f"failing: {health.last_detail} ({clock(health.last_at)})" + waiting
+
+
+def _test_channel(args: argparse.Namespace, settings: Settings) -> int:
+    if args.name not in settings.channels:
+        raise UsageError(f"no channel {args.name!r} in the settings (known: {', '.join(settings.channels)})")
+    configure_logging(settings.log_file, settings.log_level, stderr_level="error")
+    channels = build_channels(settings)
+    if args.name not in channels.ready:
+        raise UsageError(f"channel {args.name!r} is {channels.unavailable[args.name]}")
+    channel = channels.ready[args.name]
+    alert = Alert("tray_alerts_test", Level.INFO, f"test alert from tray-alerts on {socket.gethostname()}",
+                  {"channel": args.name})
+    outcome = Dispatcher({args.name: channel}, settings.delivery_timeout).deliver(alert, [args.name])[args.name]
+    if outcome.ok:
+        print(f"{args.name}: test alert delivered")
+        return EXIT_OK
+    advice = "trying again later could work" if outcome.retryable else "check the settings; retrying will not help"
+    print(f"{args.name}: test alert NOT delivered — {outcome.detail} ({advice})")
+    return EXIT_FAILED
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ from typing import Callable, Mapping, TypeVar
 from .channels import CHANNEL_TYPES
 from .model import Level
 from .paths import PACKAGED_SETTINGS, default_log_file, default_state_dir, user_config_file
+from .outbox import RetryPolicy
 from .routing import Routing
 from .values import parse_bool, parse_duration
 
@@ -21,6 +22,9 @@ ALERTS_KEYS = {
     "log_file": "the rotating log file",
     "log_level": "debug, info, warning or error",
     "delivery_timeout": "seconds a channel may take",
+    "retry_backoff": "first wait before a retry",
+    "retry_backoff_max": "longest wait between retries",
+    "delivery_expiry": "how long a failed delivery is retried",
 }
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -74,6 +78,7 @@ class Settings:
     log_file: Path
     log_level: str
     delivery_timeout: float
+    retry: RetryPolicy
     routing: Routing
     channels: dict[str, ChannelSettings] = field(default_factory=dict)
     monitors: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -172,6 +177,9 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
         log_file=_typed(alerts, "log_file", _path, default_log_file()),
         log_level=_typed(alerts, "log_level", _log_level, "info"),
         delivery_timeout=_typed(alerts, "delivery_timeout", parse_duration, 10.0),
+        retry=RetryPolicy(first=_typed(alerts, "retry_backoff", parse_duration, 5.0),
+                          longest=_typed(alerts, "retry_backoff_max", parse_duration, 600.0),
+                          expiry=_typed(alerts, "delivery_expiry", parse_duration, 86400.0)),
         routing=_routing(merged.get("routing", {}), channels),
         channels=channels,
         monitors={section.partition(".")[2]: {key: value.text for key, value in items.items()}

@@ -24,6 +24,7 @@ class Outcome:
     retryable: bool = False
     retry_after: float | None = None
     timed_out: bool = False
+    running: bool = False  # past the deadline but still sending: its real result comes later
 
 
 LateCallback = Callable[[str, Outcome], None]
@@ -104,7 +105,7 @@ class Dispatcher:
                                          retryable=True, timed_out=True)
             else:
                 outcomes[name] = Outcome(False, f"no answer within {self.timeout:g} s", retryable=True,
-                                         timed_out=True)
+                                         timed_out=True, running=True)
                 if on_late is not None:
                     future.add_done_callback(lambda done, name=name: on_late(name, done.result()))
         return outcomes

@@ -12,10 +12,11 @@ from typing import Any, Callable, Mapping
 
 from .channels.base import Channel
 from .delivery import Dispatcher, Outcome
+from .outbox import Outbox, RetryPolicy
 from .model import Alert, Level, check_event, clean_context, clean_message
 from .paths import default_state_path
 from .routing import Routing
-from .state import ActiveEvent, HistoryEntry, StateStore, from_timestamp
+from .state import ActiveEvent, ChannelHealth, HistoryEntry, OutboxEntry, StateStore, from_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Engine:
         *,
         delivery_timeout: float = DEFAULT_DELIVERY_TIMEOUT,
         unavailable: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        retry_in_background: bool = True,
     ):
         self.channels: dict[str, Channel] = dict(channels)
         self.routing = Routing.coerce(routing)
@@ -43,6 +46,8 @@ class Engine:
         self.state_path = Path(state_path) if state_path is not None else default_state_path()
         self._store = StateStore(self.state_path)
         self._dispatcher = Dispatcher(self.channels, delivery_timeout)
+        self.outbox = Outbox(self._store, self._dispatcher, retry or RetryPolicy(), self._retry_delivered,
+                             self._retry_dropped)
         self._lock = threading.Lock()
         self._event_locks: dict[str, threading.Lock] = {}
         self._active: dict[str, ActiveEvent] = {record.event: record for record in self._store.load_active()}
@@ -51,6 +56,8 @@ class Engine:
         self._subscribers: list[Callable[[], None]] = []
         self._skipped: set[str] = set()
         self._closed = False
+        if retry_in_background:
+            self.outbox.start()
 
     # ---- raising -------------------------------------------------------------------------------------
 
@@ -144,14 +151,25 @@ class Engine:
         return present
 
     def _deliver(self, alert: Alert, names: list[str], since: float) -> dict[str, bool]:
-        """Fan out, then record every result and which channels now know of the firing."""
-        outcomes = self._dispatcher.deliver(alert, names, lambda name, outcome: self._late(alert, since, name, outcome))
-        told = self._mark_told(alert, since, {name for name, outcome in outcomes.items() if outcome.ok})
+        """Fan out; queue retryable failures (and channels still holding older deliveries for this event) in the
+        outbox; record every result and which channels now know of the firing."""
+        waiting = self._store.outbox_channels(alert.event).intersection(names) if names else set()
+        direct = [name for name in names if name not in waiting]
+        outcomes = dict(self._dispatcher.deliver(alert, direct, lambda name, outcome: self._late(alert, since, name,
+                                                                                                   outcome)))
+        retry = {name: o for name, o in outcomes.items() if not o.ok and o.retryable and not o.running}
+        for name in waiting:
+            outcomes[name] = Outcome(False, "queued behind an earlier delivery that is waiting to be retried")
+        if retry or waiting:
+            self.outbox.add(alert, since, {**retry, **{name: outcomes[name] for name in waiting}})
+        told = self._mark_told(alert, since, {name for name, o in outcomes.items() if o.ok} | set(retry) | waiting)
+        for name in retry:
+            outcomes[name] = replace(outcomes[name], detail=f"{outcomes[name].detail} — will retry")
         self._queue(alert, since, outcomes, told)
         for name, outcome in outcomes.items():
             if not outcome.ok:
                 log.warning("%s: %s not delivered to %s: %s", alert.event, alert.tag, name, outcome.detail)
-        return {name: outcome.ok for name, outcome in outcomes.items()}
+        return {name: outcomes[name].ok for name in names}
 
     def _mark_told(self, alert: Alert, since: float, names: set[str]) -> set[str] | None:
         """Add channels to the told set of the firing episode `since`; None if that episode is over."""
@@ -167,12 +185,31 @@ class Engine:
     def _late(self, alert: Alert, since: float, name: str, outcome: Outcome) -> None:
         """A channel answered after the deadline: record it, and close the loop if the event recovered meanwhile."""
         late = replace(outcome, detail=f"answered late: {outcome.detail or 'delivered'}")
-        told = self._mark_told(alert, since, {name} if outcome.ok else set())
+        retry = not outcome.ok and outcome.retryable
+        if retry:
+            self.outbox.add(alert, since, {name: outcome})
+        told = self._mark_told(alert, since, {name} if outcome.ok or retry else set())
         self._queue(alert, since, {name: late}, told)
         if outcome.ok and not alert.resolved and told is None:
             recovery = Alert(alert.event, alert.level, "recovered", dict(alert.context), resolved=True)
             self._dispatcher.submit(name, recovery).add_done_callback(
                 lambda done: self._queue(recovery, since, {name: done.result()}, None))
+
+    def _retry_delivered(self, entry: OutboxEntry) -> None:
+        """The outbox got a firing through: that channel now knows of the episode."""
+        self._mark_told(entry.alert, entry.since, {entry.channel})
+
+    def _retry_dropped(self, entry: OutboxEntry) -> None:
+        """The outbox gave up on a firing: that channel never heard of it, so it gets no recovery either."""
+        if entry.alert.resolved:
+            return
+        with self._lock:
+            current = self._active.get(entry.alert.event)
+            if current is None or current.since != entry.since:
+                return
+            current.told.discard(entry.channel)
+            told = set(current.told)
+        self._store.queue_deliveries(entry.alert, entry.since, {}, told)
 
     def _queue(self, alert: Alert, since: float, outcomes: Mapping[str, Outcome], told: set[str] | None) -> None:
         """Hand delivery results to the store, written with the next commit or within a second."""
@@ -198,6 +235,10 @@ class Engine:
         """The newest history entries first."""
         self.flush()
         return self._store.history(limit, event)
+
+    def channel_health(self) -> dict[str, ChannelHealth]:
+        """Per channel: its latest delivery result and how many deliveries wait to be retried."""
+        return self._store.channel_health()
 
     def subscribe(self, callback: Callable[..., None]) -> Callable[[], None]:
         """Call `callback` after every change of the active set; returns a function that unsubscribes."""
@@ -261,6 +302,7 @@ class Engine:
             return
         self.flush()
         self._closed = True
+        self.outbox.stop()
         self._dispatcher.close()
         self._store.close()
 

@@ -1,7 +1,8 @@
-"""Durable state in SQLite (WAL): the active events with the channels told, and the history."""
+"""Durable state in SQLite (WAL): the active events with the channels told, the history, and the outbox."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from .model import Alert, Level
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # 1: active, history; 2: + outbox (every statement is CREATE ... IF NOT EXISTS)
 HISTORY_KEEP_SECONDS = 90 * 24 * 3600
 
 _SCHEMA = """
@@ -39,12 +42,29 @@ CREATE TABLE IF NOT EXISTS history (
     detail   TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS history_by_event ON history (event, id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    since       REAL NOT NULL,
+    alert       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    next_at     REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_error  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (event, channel, id);
 """
 
 
 def from_timestamp(seconds: float) -> datetime:
     """A Unix time as an aware UTC datetime."""
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+class StateError(Exception):
+    """The state file cannot be used (locked, read-only, from a newer version)."""
 
 
 @dataclass(eq=False)
@@ -81,6 +101,30 @@ class HistoryEntry:
     detail: str
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A delivery waiting to be retried: one alert for one channel."""
+
+    id: int
+    channel: str
+    since: float
+    alert: Alert
+    attempts: int
+    next_at: float
+    expires_at: float
+    last_error: str
+
+
+@dataclass(frozen=True)
+class ChannelHealth:
+    """What the history and outbox say about one channel."""
+
+    last_at: datetime | None
+    last_ok: bool | None
+    last_detail: str
+    waiting: int
+
+
 class StateStore:
     """One SQLite file; every method is a single short transaction and safe to call from any thread."""
 
@@ -91,13 +135,34 @@ class StateStore:
         self._lock = threading.RLock()
         self._pending_history: list[tuple] = []
         self._pending_told: dict[tuple[str, float], str] = {}
+        try:
+            self._open()
+        except sqlite3.OperationalError as error:  # locked, read-only, no space: not the file's fault
+            raise StateError(f"{self.path}: cannot open the state file: {error}") from None
+        except sqlite3.DatabaseError as error:
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            log.error("state file %s is damaged (%s); moved aside to %s, starting afresh", self.path, error, aside)
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            _touch_private(self.path)
+            self._open()
+
+    def _open(self) -> None:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
         with self._transaction():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: state written by a newer tray-alerts (schema {version})")
+                raise StateError(f"{self.path}: written by a newer tray-alerts (schema {version}); upgrade to use it")
             if version < SCHEMA_VERSION:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)
@@ -185,6 +250,91 @@ class StateStore:
         with self._transaction():
             for record in records:
                 self._flush_seen(record)
+
+    # ---- outbox ---------------------------------------------------------------------------------------
+
+    def add_to_outbox(self, alert: Alert, since: float, channels: dict[str, str], next_at: float,
+                      expires_at: float) -> None:
+        """Queue one alert for each channel (name -> why it waits), durably, behind what they already hold."""
+        payload = json.dumps(alert.to_dict())
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO outbox (channel, event, since, alert, attempts, next_at, expires_at, last_error)"
+                " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                [(channel, alert.event, since, payload, next_at, expires_at, reason)
+                 for channel, reason in channels.items()])
+
+    def outbox_channels(self, event: str) -> set[str]:
+        """The channels that hold queued deliveries for an event (new ones must wait behind them)."""
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT DISTINCT channel FROM outbox WHERE event = ?",
+                                                       (event,))}
+
+    def lease_due(self, now: float, lease_until: float, skip: set[int], limit: int = 100) -> list[OutboxEntry]:
+        """Claim the oldest entry of each channel+event that is due and not claimed by anyone else."""
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT id, channel, since, alert, attempts, next_at, expires_at, last_error FROM outbox"
+                " WHERE id IN (SELECT min(id) FROM outbox GROUP BY event, channel)"
+                " AND next_at <= ? AND lease_until <= ? ORDER BY next_at LIMIT ?",
+                (now, now, limit + len(skip))).fetchall()
+            rows = [row for row in rows if row[0] not in skip][:limit]
+            self._db.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?",
+                                 [(lease_until, row[0]) for row in rows])
+        return [OutboxEntry(id_, channel, since, Alert.from_dict(json.loads(alert)), attempts, next_at, expires_at,
+                            last_error)
+                for id_, channel, since, alert, attempts, next_at, expires_at, last_error in rows]
+
+    def next_outbox_time(self) -> float | None:
+        """When the next entry falls due (or its claim runs out), if any are queued."""
+        with self._lock:
+            return self._db.execute("SELECT min(max(next_at, lease_until)) FROM outbox").fetchone()[0]
+
+    def finish_outbox(self, entry: OutboxEntry, ok: bool, detail: str, drop_recoveries: bool = False) -> int:
+        """Remove a delivered or abandoned entry and record why; optionally drop the recoveries queued behind a
+        firing that never arrived. Returns how many recoveries were dropped."""
+        kind = "recovery" if entry.alert.resolved else "delivery"
+        with self._transaction():
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (entry.id,))
+            self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
+                              entry.channel, ok, detail)
+            if not drop_recoveries:
+                return 0
+            return self._db.execute(
+                "DELETE FROM outbox WHERE channel = ? AND event = ? AND since = ? AND id > ?"
+                " AND json_extract(alert, '$.resolved')", (entry.channel, entry.alert.event, entry.since, entry.id)
+            ).rowcount
+
+    def reschedule_outbox(self, entry: OutboxEntry, next_at: float, error: str) -> None:
+        """Count a failed retry and set the next one."""
+        kind = "recovery" if entry.alert.resolved else "delivery"
+        with self._transaction():
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ?, lease_until = 0,"
+                             " last_error = ? WHERE id = ?", (next_at, error, entry.id))
+            self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
+                              entry.channel, False, f"retry {entry.attempts + 1} failed: {error}")
+
+    def release_leases(self, ids: set[int]) -> None:
+        """Give back claims (on shutdown) so the next start retries these at once."""
+        if ids:
+            with self._transaction():
+                self._db.executemany("UPDATE outbox SET lease_until = 0 WHERE id = ?", [(i,) for i in ids])
+
+    def channel_health(self) -> dict[str, ChannelHealth]:
+        """Per channel: its latest delivery result and how many deliveries wait in the outbox."""
+        self.flush()
+        with self._lock:
+            last = self._db.execute(
+                "SELECT channel, at, ok, detail FROM history WHERE id IN"
+                " (SELECT max(id) FROM history WHERE channel IS NOT NULL GROUP BY channel)").fetchall()
+            waiting = dict(self._db.execute("SELECT channel, count(*) FROM outbox GROUP BY channel").fetchall())
+        health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0))
+                  for channel, at, ok, detail in last}
+        for channel, count in waiting.items():
+            health.setdefault(channel, ChannelHealth(None, None, "", count))
+        return health
+
+    # ---- history ------------------------------------------------------------------------------------
 
     def history(self, limit: int = 50, event: str | None = None) -> list[HistoryEntry]:
         """The newest history entries first."""

@@ -50,8 +50,13 @@ def build_channels(settings: Settings) -> ChannelSet:
     return ChannelSet(ready, unavailable)
 
 
-def build_engine(settings: Settings, channels: ChannelSet | None = None) -> Engine:
-    """An Engine on the settings' state file, routing and channels."""
+def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_in_background: bool = True) -> Engine:
+    """An Engine on the settings' state file, routing and channels.
+
+    One-shot commands pass retry_in_background=False: what they could not deliver waits in the outbox
+    for the running app (or the next start) instead of holding the command up.
+    """
     channels = channels or build_channels(settings)
     return Engine(channels.ready, settings.routing, settings.state_path,
-                  delivery_timeout=settings.delivery_timeout, unavailable=channels.unavailable)
+                  delivery_timeout=settings.delivery_timeout, unavailable=channels.unavailable,
+                  retry=settings.retry, retry_in_background=retry_in_background)
