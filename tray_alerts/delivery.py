@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
@@ -63,6 +64,11 @@ class ChannelWorker:
         """Finish what is queued, then end the thread."""
         self._queue.put(None)
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; False if it is still busy (a hung send)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             future, alert = item
@@ -110,9 +116,13 @@ class Dispatcher:
                     future.add_done_callback(lambda done, name=name: on_late(name, done.result()))
         return outcomes
 
-    def close(self) -> None:
-        """Stop the worker threads once their queues are empty."""
+    def close(self, wait_seconds: float = 1.0) -> set[str]:
+        """Stop the worker threads once their queues are empty, waiting up to `wait_seconds` in all;
+        returns the channels still busy (a hung send keeps running in its daemon thread)."""
         with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
+            workers, self._workers = dict(self._workers), {}
+        for worker in workers.values():
             worker.stop()
+        deadline = time.monotonic() + wait_seconds
+        return {name for name, worker in workers.items()
+                if not worker.join(max(0.0, deadline - time.monotonic()))}

@@ -58,6 +58,17 @@ class Engine:
         self._closed = False
         if retry_in_background:
             self.outbox.start()
+        self._resume_channels()
+
+    def _resume_channels(self) -> None:
+        """Give channels that keep state of their own (Alertmanager's refresh) the firings they were told of."""
+        for name, channel in self.channels.items():
+            resume = getattr(channel, "resume", None)
+            if resume is not None:
+                try:
+                    resume([record.alert() for record in self._active.values() if name in record.told])
+                except Exception:
+                    log.exception("channel %s could not resume", name)
 
     # ---- raising -------------------------------------------------------------------------------------
 
@@ -187,7 +198,7 @@ class Engine:
         late = replace(outcome, detail=f"answered late: {outcome.detail or 'delivered'}")
         retry = not outcome.ok and outcome.retryable
         if retry:
-            self.outbox.add(alert, since, {name: outcome})
+            self._save(self.outbox.add, alert, since, {name: outcome})
         told = self._mark_told(alert, since, {name} if outcome.ok or retry else set())
         self._queue(alert, since, {name: late}, told)
         if outcome.ok and not alert.resolved and told is None:
@@ -297,13 +308,20 @@ class Engine:
             return lock
 
     def close(self) -> None:
-        """Flush counters, let queued deliveries finish in the background, close the state file."""
+        """Stop retrying, give deliveries in flight a second to finish, close the channels and the state file."""
         if self._closed:
             return
         self.flush()
         self._closed = True
         self.outbox.stop()
-        self._dispatcher.close()
+        busy = self._dispatcher.close()
+        for name, channel in self.channels.items():
+            close = getattr(channel, "close", None) if name not in busy else None
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("channel %s did not close cleanly", getattr(channel, "name", "?"))
         self._store.close()
 
     def __enter__(self) -> Engine:

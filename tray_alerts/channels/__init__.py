@@ -13,6 +13,7 @@ CHANNEL_TYPES: dict[str, str] = {
     "email": "tray_alerts.channels.email:EmailChannel",
     "sms": "tray_alerts.channels.sms:SmsChannel",
     "webhook": "tray_alerts.channels.webhook:WebhookChannel",
+    "alertmanager": "tray_alerts.channels.alertmanager:AlertmanagerChannel",
 }
 
 __all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel", "channel_class"]
