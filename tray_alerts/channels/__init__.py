@@ -14,6 +14,7 @@ CHANNEL_TYPES: dict[str, str] = {
     "sms": "tray_alerts.channels.sms:SmsChannel",
     "webhook": "tray_alerts.channels.webhook:WebhookChannel",
     "alertmanager": "tray_alerts.channels.alertmanager:AlertmanagerChannel",
+    "apprise": "tray_alerts.channels.apprise:AppriseChannel",
 }
 
 __all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel", "channel_class"]

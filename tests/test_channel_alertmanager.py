@@ -1,0 +1,356 @@
+"""AlertmanagerChannel against a real Prometheus Alertmanager (the `prometheus-alertmanager` binary on 127.0.0.1).
+
+What Alertmanager 0.25 does, as these tests rely on it: a posted alert without endsAt gets
+endsAt = now + resolve_timeout and shows in GET /api/v2/alerts with status.state "active"; an alert whose endsAt
+has passed (an explicit resolve, or a resolve_timeout nobody refreshed) is left out of GET /api/v2/alerts
+altogether, whatever the `active` filter says. Tests share one Alertmanager per module and keep apart by using a
+unique event name (alertname) each.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+from werkzeug import Response
+
+from alertmanager_peer import AlertmanagerPeer, free_port, skip_unless_alertmanager
+from tray_alerts import Engine
+from tray_alerts.channels import alertmanager as alertmanager_module
+from tray_alerts.channels import build_channel
+from tray_alerts.channels.alertmanager import AlertmanagerChannel
+from tray_alerts.channels.base import DeliveryError, NotConfigured, SettingError
+from tray_alerts.model import Alert, Level
+
+HOST = socket.gethostname()
+REFRESH = 0.5             # re-post interval used against the short-timeout Alertmanager
+WAIT = 10.0               # upper bound of every poll
+
+
+# --- fixtures and helpers ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def am():
+    """One Alertmanager with the default 5 min resolve_timeout: alerts stay until resolved."""
+    skip_unless_alertmanager()
+    with AlertmanagerPeer() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def short_am():
+    """One Alertmanager that resolves any alert not re-posted within 2 s."""
+    skip_unless_alertmanager()
+    with AlertmanagerPeer(resolve_timeout="2s") as peer:
+        yield peer
+
+
+@pytest.fixture
+def event(request) -> str:
+    """An alertname no other test uses."""
+    return f"{request.node.name.split('[')[0]}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def channels():
+    """Make AlertmanagerChannels that are closed (refresh stopped) when the test ends."""
+    made: list[AlertmanagerChannel] = []
+
+    def make(url: str, refresh: float = 60.0) -> AlertmanagerChannel:
+        channel = AlertmanagerChannel("am", url, refresh=refresh, timeout=5.0)
+        made.append(channel)
+        return channel
+
+    yield make
+    for channel in made:
+        channel.close()
+
+
+def firing(event: str, level: Level | str = Level.WARNING, message: str = "disk at 95% on /var", **context) -> Alert:
+    at = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
+    return Alert(event, Level.parse(level), message, context or {"mount": "/var"}, at=at)
+
+
+def resolved(alert: Alert, message: str = "recovered") -> Alert:
+    return Alert(alert.event, alert.level, message, dict(alert.context), resolved=True)
+
+
+def wait_until(condition, what: str, timeout: float = WAIT):
+    """Poll `condition` until it returns something truthy (returned), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def active(peer: AlertmanagerPeer, event: str) -> list[dict]:
+    """The alerts with alertname=event that Alertmanager lists as active."""
+    return peer.alerts_named(event, active=True)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def post_control(peer: AlertmanagerPeer, name: str) -> None:
+    """Post an alert once, never refreshed: it disappears once Alertmanager's resolve_timeout has passed."""
+    response = requests.post(peer.url + "/api/v2/alerts", json=[{"labels": {"alertname": name}}], timeout=5.0)
+    assert response.status_code == 200, response.text
+
+
+# --- a firing alert ----------------------------------------------------------------------------------------------
+
+def test_a_firing_alert_appears_with_its_labels_and_summary(am, channels, event):
+    channel = channels(am.url)
+    alert = firing(event, Level.WARNING, "disk at 95% on /var",
+                   **{"mount.point": "/var", "host": "web-01", "1st": "a", "free %": 5,
+                      "alertname": "spoofed", "severity": "info", "__meta": "x"})
+    assert channel.send(alert) is None
+
+    [shown] = active(am, event)
+    assert shown["labels"] == {
+        "alertname": event,
+        "severity": "warning",
+        "instance": HOST,
+        "mount_point": "/var",
+        "host": "web-01",
+        "_1st": "a",
+        "free__": "5",
+    }
+    assert shown["annotations"] == {"summary": "disk at 95% on /var"}
+    assert shown["status"]["state"] == "active"
+    assert parse_time(shown["startsAt"]) == alert.at
+    assert parse_time(shown["endsAt"]) > datetime.now(timezone.utc)   # open-ended: now + resolve_timeout
+    assert am.alerts_named(event, active=False) == []
+
+
+def test_a_resend_at_the_same_level_stays_one_alert(am, channels, event):
+    channel = channels(am.url)
+    alert = firing(event, Level.ERROR)
+    channel.send(alert)
+    channel.send(alert)
+    assert [a["labels"]["severity"] for a in am.alerts_named(event)] == ["error"]
+
+
+# --- resolving ---------------------------------------------------------------------------------------------------
+
+def test_a_resolved_alert_leaves_the_alert_list(am, channels, event):
+    channel = channels(am.url)
+    alert = firing(event, Level.ERROR)
+    channel.send(alert)
+    assert len(active(am, event)) == 1
+
+    channel.send(resolved(alert))
+
+    # Alertmanager 0.25 drops alerts whose endsAt has passed from GET /api/v2/alerts, under any filter.
+    assert active(am, event) == []
+    assert am.alerts_named(event) == []
+    assert am.alerts_named(event, active=False) == []
+
+
+def test_a_new_channel_can_resolve_an_alert_an_earlier_one_posted(am, channels, event):
+    alert = firing(event, Level.CRITICAL, mount="/var", host="db-01")
+    channels(am.url).send(alert)
+    assert len(active(am, event)) == 1
+
+    channels(am.url).send(resolved(alert))   # e.g. after a restart without resume: same labels end it
+
+    assert am.alerts_named(event) == []
+
+
+# --- escalation --------------------------------------------------------------------------------------------------
+
+def test_an_escalation_leaves_only_the_higher_severity_active(am, channels, event):
+    channel = channels(am.url)
+    channel.send(firing(event, Level.WARNING, "disk at 91% on /var"))
+    assert [a["labels"]["severity"] for a in active(am, event)] == ["warning"]
+
+    critical = firing(event, Level.CRITICAL, "disk at 99% on /var")
+    channel.send(critical)
+
+    [shown] = active(am, event)
+    assert shown["labels"]["severity"] == "critical"
+    assert shown["annotations"]["summary"] == "disk at 99% on /var"
+    assert am.alerts_named(event) == [shown]   # the warning is gone, not merely inactive
+
+    channel.send(resolved(critical))
+    assert am.alerts_named(event) == []
+
+
+# --- refresh -----------------------------------------------------------------------------------------------------
+
+def test_refresh_keeps_an_alert_firing_past_resolve_timeout_and_close_lets_it_resolve(short_am, channels, event):
+    channel = channels(short_am.url, refresh=REFRESH)
+    channel.send(firing(event))
+    [first] = active(short_am, event)
+    post_control(short_am, f"{event}_control")   # posted after ours, never refreshed
+
+    wait_until(lambda: not active(short_am, f"{event}_control"), "the unrefreshed control alert to resolve")
+
+    [still] = active(short_am, event)            # older than the control, yet kept alive by the re-posts
+    assert still["status"]["state"] == "active"
+    assert parse_time(still["updatedAt"]) > parse_time(first["updatedAt"])
+    assert still["startsAt"] == first["startsAt"]
+
+    channel.close()
+    wait_until(lambda: not active(short_am, event), "the alert to resolve once refreshing stopped")
+    assert short_am.alerts_named(event) == []
+
+
+def test_resume_after_a_restart_keeps_refreshing(short_am, channels, event):
+    alert = firing(event, Level.ERROR, host="web-01")
+    before = channels(short_am.url, refresh=REFRESH)
+    before.send(alert)
+    before.close()                                # the old process is gone: nobody refreshes
+
+    after = channels(short_am.url, refresh=REFRESH)
+    after.resume([Alert(alert.event, alert.level, alert.message, dict(alert.context), at=alert.at)])
+    post_control(short_am, f"{event}_control")
+
+    wait_until(lambda: not active(short_am, f"{event}_control"), "the unrefreshed control alert to resolve")
+    [shown] = active(short_am, event)
+    assert shown["labels"]["severity"] == "error"
+    assert shown["labels"]["host"] == "web-01"
+
+    after.send(resolved(alert))                   # the resumed channel also ends it cleanly
+    assert short_am.alerts_named(event) == []
+
+
+def test_refreshing_survives_alertmanager_being_down_and_fills_a_restarted_one(channels, event):
+    skip_unless_alertmanager()
+    port = free_port()
+    with AlertmanagerPeer(port=port) as first:
+        channel = channels(first.url, refresh=0.2)
+        channel.send(firing(event, Level.CRITICAL))
+        assert len(active(first, event)) == 1
+    time.sleep(0.5)                               # a couple of refresh rounds fail: connection refused
+    with AlertmanagerPeer(port=port) as second:   # empty storage: only a re-post can bring the alert back
+        [shown] = wait_until(lambda: active(second, event), "the refresh to re-post into the new Alertmanager")
+        assert shown["labels"]["severity"] == "critical"
+
+
+# --- the engine, end to end --------------------------------------------------------------------------------------
+
+def test_engine_raise_and_clear_reach_alertmanager(am, channels, event, tmp_path):
+    channel = channels(am.url)
+    with Engine({"am": channel}, {"error": ["am"]}, tmp_path / "state.db", delivery_timeout=5.0) as engine:
+        assert engine.raise_alert(event, "error", "queue backed up", queue="mail.out") == {"am": True}
+        [shown] = active(am, event)
+        assert shown["labels"]["severity"] == "error"
+        assert shown["labels"]["queue"] == "mail.out"
+        assert shown["annotations"]["summary"] == "queue backed up"
+
+        assert engine.clear_alert(event, "queue drained") == {"am": True}
+        assert am.alerts_named(event) == []
+
+        assert engine.raise_alert(f"{event}_minor", "warning", "not routed to am") == {}
+        assert am.alerts_named(f"{event}_minor") == []
+
+
+def test_engine_restart_resumes_refreshing_and_clears(short_am, channels, event, tmp_path):
+    state = tmp_path / "state.db"
+    with Engine({"am": channels(short_am.url, refresh=REFRESH)}, {"error": ["am"]}, state,
+                delivery_timeout=5.0) as engine:
+        assert engine.raise_alert(event, "error", "backup failed") == {"am": True}
+        assert len(active(short_am, event)) == 1
+    # closing the engine closed its channel: that one refreshes no more
+
+    with Engine({"am": channels(short_am.url, refresh=REFRESH)}, {"error": ["am"]}, state,
+                delivery_timeout=5.0) as engine:
+        post_control(short_am, f"{event}_control")
+        wait_until(lambda: not active(short_am, f"{event}_control"), "the unrefreshed control alert to resolve")
+        [shown] = active(short_am, event)
+        assert shown["annotations"]["summary"] == "backup failed"
+
+        assert engine.clear_alert(event) == {"am": True}
+        assert short_am.alerts_named(event) == []
+
+
+# --- failures ----------------------------------------------------------------------------------------------------
+
+def test_alertmanager_not_running_is_a_retryable_failure(channels, event):
+    channel = channels(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(DeliveryError) as caught:
+        channel.send(firing(event))
+    assert caught.value.retryable is True
+    assert "connection refused" in caught.value.message
+
+
+def test_an_alert_alertmanager_rejects_is_not_retryable(am, channels, event):
+    channel = channels(am.url)
+    future = firing(event)
+    future.at = datetime.now(timezone.utc) + timedelta(days=1)   # starts after the endsAt Alertmanager assigns
+    with pytest.raises(DeliveryError) as caught:
+        channel.send(future)
+    assert caught.value.retryable is False
+    assert "HTTP 400" in caught.value.message
+    assert "start time must be before end time" in caught.value.message
+    assert am.alerts_named(event) == []
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_retryable(httpserver_ipv4, channels, event, status):
+    httpserver_ipv4.expect_request("/api/v2/alerts", method="POST").respond_with_data("overloaded", status=status)
+    with pytest.raises(DeliveryError) as caught:
+        channels(httpserver_ipv4.url_for("/")).send(firing(event))
+    assert caught.value.retryable is True
+    assert f"HTTP {status}" in caught.value.message
+
+
+def test_a_rate_limit_is_retryable_after_the_given_delay(httpserver_ipv4, channels, event):
+    httpserver_ipv4.expect_request("/api/v2/alerts", method="POST").respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "7"}))
+    with pytest.raises(DeliveryError) as caught:
+        channels(httpserver_ipv4.url_for("/")).send(firing(event))
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == 7.0
+
+
+def test_the_post_body_is_alertmanager_v2_json(httpserver_ipv4, channels, event):
+    httpserver_ipv4.expect_request("/api/v2/alerts", method="POST").respond_with_data("", status=200)
+    alert = firing(event, Level.INFO, "certificate renewed", domain="example.test")
+    channels(httpserver_ipv4.url_for("/")).send(alert)   # a trailing slash on the URL is fine
+    [(request, _)] = httpserver_ipv4.log
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.get_json() == [{
+        "labels": {"alertname": event, "severity": "info", "instance": HOST, "domain": "example.test"},
+        "annotations": {"summary": "certificate renewed"},
+        "startsAt": alert.at.isoformat(),
+    }]
+
+
+# --- settings ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"url": ""}, {"url": "   "}, {"refresh": "30s"}])
+def test_a_missing_url_is_not_configured(options):
+    with pytest.raises(NotConfigured, match="url"):
+        AlertmanagerChannel.from_options("am", options)
+
+
+@pytest.mark.parametrize("refresh", ["soon", "0s", "-5s", "5 minutes"])
+def test_a_bad_refresh_is_a_setting_error(refresh):
+    with pytest.raises(SettingError) as caught:
+        AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "refresh": refresh})
+    assert caught.value.key == "refresh"
+
+
+def test_a_non_http_url_is_a_setting_error():
+    with pytest.raises(SettingError) as caught:
+        AlertmanagerChannel.from_options("am", {"url": "ftp://alertmanager.example:9093"})
+    assert caught.value.key == "url"
+
+
+def test_from_options_reads_url_and_refresh():
+    channel = build_channel("team_am", "alertmanager", {"url": "http://127.0.0.1:9093", "refresh": "500ms"})
+    assert isinstance(channel, AlertmanagerChannel)
+    assert channel.name == "team_am"
+    assert channel.refresh == 0.5
+    assert AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093"}).refresh == 60.0
