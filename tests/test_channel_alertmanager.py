@@ -237,6 +237,48 @@ def test_refreshing_survives_alertmanager_being_down_and_fills_a_restarted_one(c
         assert shown["labels"]["severity"] == "critical"
 
 
+def test_a_refresh_in_flight_does_not_revive_a_resolved_alert(am, channels, event, monkeypatch):
+    """A refresh that took its batch before a resolve must not land after it (that re-fires the alert until
+    resolve_timeout): the resolve waits for the refresh in flight."""
+    real_post = alertmanager_module.post
+    refresh_posting, release, refresh_done = threading.Event(), threading.Event(), threading.Event()
+
+    def gated_post(*args, **kwargs):
+        if threading.current_thread().name.endswith("-refresh") and not release.is_set():
+            refresh_posting.set()                 # the refresh has its batch (with the firing) in hand
+            release.wait(WAIT)
+            try:
+                return real_post(*args, **kwargs)
+            finally:
+                refresh_done.set()
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(alertmanager_module, "post", gated_post)
+    channel = channels(am.url, refresh=0.05)
+    alert = firing(event)
+    channel.send(alert)
+    assert refresh_posting.wait(WAIT)
+
+    errors: list[BaseException] = []
+
+    def resolve() -> None:
+        try:
+            channel.send(resolved(alert))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    resolver = threading.Thread(target=resolve)
+    resolver.start()
+    resolver.join(1.0)                            # give the resolve every chance to overtake the refresh
+    release.set()
+    assert refresh_done.wait(WAIT)
+    resolver.join(WAIT)
+    assert not resolver.is_alive() and errors == []
+    channel.close()
+
+    assert am.alerts_named(event) == []
+
+
 # --- the engine, end to end --------------------------------------------------------------------------------------
 
 def test_engine_raise_and_clear_reach_alertmanager(am, channels, event, tmp_path):

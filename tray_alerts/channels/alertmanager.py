@@ -30,6 +30,7 @@ class AlertmanagerChannel:
         self.timeout = timeout
         self._firing: dict[str, dict] = {}
         self._lock = threading.Lock()
+        self._posting = threading.Lock()  # one post at a time: a refresh in flight must not land after a resolve
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -63,23 +64,24 @@ class AlertmanagerChannel:
 
     def send(self, alert: Alert) -> None:
         """Post a firing (ending any lower-level one of the same event) or a recovery."""
-        now = datetime.now(timezone.utc)
-        with self._lock:
-            previous = self._firing.get(alert.event)
-        batch = []
-        if alert.resolved:
-            batch.append(previous | {"endsAt": now.isoformat()} if previous else self.payload(alert, now))
-        else:
-            current = self.payload(alert)
-            if previous and previous["labels"] != current["labels"]:
-                batch.append(previous | {"endsAt": now.isoformat()})  # an escalation: end the old severity
-            batch.append(current)
-        post(self._url, "Alertmanager", self.timeout, json=batch)
-        with self._lock:
+        with self._posting:
+            now = datetime.now(timezone.utc)
+            with self._lock:
+                previous = self._firing.get(alert.event)
+            batch = []
             if alert.resolved:
-                self._firing.pop(alert.event, None)
+                batch.append(previous | {"endsAt": now.isoformat()} if previous else self.payload(alert, now))
             else:
-                self._firing[alert.event] = batch[-1]
+                current = self.payload(alert)
+                if previous and previous["labels"] != current["labels"]:
+                    batch.append(previous | {"endsAt": now.isoformat()})  # an escalation: end the old severity
+                batch.append(current)
+            post(self._url, "Alertmanager", self.timeout, json=batch)
+            with self._lock:
+                if alert.resolved:
+                    self._firing.pop(alert.event, None)
+                else:
+                    self._firing[alert.event] = batch[-1]
         self._ensure_refreshing()
 
     def resume(self, alerts: list[Alert]) -> None:
@@ -92,10 +94,11 @@ class AlertmanagerChannel:
 
     def refresh_now(self) -> None:
         """Re-post every firing alert (errors are left for the next round)."""
-        with self._lock:
-            batch = list(self._firing.values())
-        if batch:
-            post(self._url, "Alertmanager", self.timeout, json=batch)
+        with self._posting:
+            with self._lock:
+                batch = list(self._firing.values())
+            if batch:
+                post(self._url, "Alertmanager", self.timeout, json=batch)
 
     def _ensure_refreshing(self) -> None:
         with self._lock:
