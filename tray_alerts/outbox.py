@@ -115,10 +115,10 @@ class Outbox:
     def _finish(self, entry: OutboxEntry, outcome: Outcome) -> None:
         try:
             if outcome.ok:
+                self._on_delivered(entry)
                 self.store.finish_outbox(entry, True, f"delivered on retry {entry.attempts + 1}")
                 log.info("%s: %s delivered to %s on retry %d", entry.alert.event, entry.alert.tag, entry.channel,
                          entry.attempts + 1)
-                self._on_delivered(entry)
             elif not outcome.retryable:
                 self._drop(entry, f"not retried: {outcome.detail}")
             else:
@@ -135,7 +135,7 @@ class Outbox:
             self._wake.set()
 
     def _drop(self, entry: OutboxEntry, detail: str) -> None:
+        self._on_dropped(entry)  # first, so the narrowed told set is committed with the removal
         dropped = self.store.finish_outbox(entry, False, detail, drop_recoveries=not entry.alert.resolved)
         log.warning("%s: %s to %s abandoned (%s)%s", entry.alert.event, entry.alert.tag, entry.channel, detail,
                     f"; {dropped} recovery dropped with it" if dropped else "")
-        self._on_dropped(entry)
