@@ -1,35 +1,76 @@
-"""Wiring for the long-running app: settings -> logging, channels, engine -> run until asked to stop."""
+"""The long-running app: settings -> logging, channels, engine, monitors, push API -> run until asked to stop."""
 from __future__ import annotations
 
 import logging
 import signal
 import threading
 
+from .api import PushApi, load_or_create_token
 from .config import Settings
 from .logsetup import configure_logging
-from .wiring import build_channels, build_engine
+from .monitors.heartbeat import HeartbeatMonitor
+from .wiring import build_channels, build_engine, build_runner
 
 log = logging.getLogger(__name__)
 
 
+class AlreadyRunning(Exception):
+    """Another tray-alerts holds the push API port."""
+
+
+class App:
+    """Everything that runs in the background: engine (with its outbox), monitor threads and the push API."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.channels = build_channels(settings)
+        self.engine = build_engine(settings, self.channels)
+        self.runner = build_runner(settings, self.engine)
+        heartbeats = {name for name, spec in settings.monitors.items() if isinstance(spec.monitor, HeartbeatMonitor)}
+        try:
+            self.api = PushApi(self.engine, load_or_create_token(settings.state_dir), settings.api_port,
+                               heartbeats=lambda: heartbeats, on_ping=self.runner.check_now)
+        except OSError as error:
+            self.engine.close()
+            raise AlreadyRunning(f"cannot listen on 127.0.0.1:{settings.api_port} ({error.strerror}); is"
+                                 " tray-alerts already running? ([alerts] api_port sets the port)") from None
+
+    def start(self) -> None:
+        """Start the monitors and the push API."""
+        self.api.start()
+        self.runner.start()
+        ready = ", ".join(self.channels.ready) or "none"
+        log.info("tray-alerts started: channels %s; monitors %s; state %s", ready,
+                 ", ".join(self.settings.monitors) or "none", self.settings.state_path)
+        for name, reason in self.channels.unavailable.items():
+            log.info("channel %s %s", name, reason)
+
+    def stop(self) -> None:
+        """Stop monitors, the API and the engine; queued deliveries stay in the outbox for the next start."""
+        self.runner.stop()
+        self.api.stop()
+        self.engine.close()
+        log.info("tray-alerts stopped")
+
+
 def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run the engine with no tray until Ctrl-C, SIGTERM or `stop` is set; returns the exit code."""
+    """Run with no tray until Ctrl-C, SIGTERM or `stop` is set; returns the exit code."""
     configure_logging(settings.log_file, settings.log_level)
-    channels = build_channels(settings)
-    engine = build_engine(settings, channels)
+    try:
+        app = App(settings)
+    except AlreadyRunning as error:
+        log.error("%s", error)
+        return 1
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-    ready = ", ".join(channels.ready) or "none"
-    log.info("tray-alerts running headless; channels ready: %s; state: %s", ready, settings.state_path)
-    for name, reason in channels.unavailable.items():
-        log.info("channel %s %s", name, reason)
-    print(f"tray-alerts running headless (channels: {ready}) — Ctrl-C to stop", flush=True)
+    app.start()
+    print(f"tray-alerts running headless (channels: {', '.join(app.channels.ready) or 'none'};"
+          f" monitors: {', '.join(settings.monitors) or 'none'}; push API on 127.0.0.1:{app.api.port})"
+          " — Ctrl-C to stop", flush=True)
     try:
-        while not stop.wait(1.0):
-            pass
+        stop.wait()
     finally:
-        engine.close()
-        log.info("tray-alerts stopped")
+        app.stop()
     return 0

@@ -14,9 +14,10 @@ from .display import clock, duration, table
 from .engine import Engine
 from .logsetup import configure_logging
 from .delivery import Dispatcher
-from .model import Alert, Level
-from .state import ChannelHealth, StateError, from_timestamp
-from .wiring import build_channels, build_engine
+from .model import Alert, Level, context_arguments
+from .state import ActiveEvent, ChannelHealth, StateError, from_timestamp
+from .client import ApiClient, ApiFailed, AppNotRunning
+from .wiring import build_channels, build_engine, build_runner
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     clear = command("clear", _clear, "clear an active alert and send its recovery")
     clear.add_argument("event")
     clear.add_argument("message", nargs="?", default="recovered")
+    ping = command("ping", _ping, "ping a heartbeat monitor (e.g. at the end of a cron job)")
+    ping.add_argument("name", help="a [monitor.NAME] of type heartbeat")
+    command("check", _check, "run every monitor once and show what it sees (raises nothing)")
     command("status", _status, "show the active alerts and how each channel is doing")
     test_channel = command("test-channel", _test_channel, "send a test alert through one channel and say how it went")
     test_channel.add_argument("name", help="a [channel.NAME] from the settings")
@@ -113,46 +117,112 @@ def _raise(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     context = dict(_key_value(item) for item in args.context)
+    try:
+        reply = ApiClient.for_settings(settings).raise_alert(args.event, level.value, args.message, context)
+    except AppNotRunning:
+        return _raise_here(args, settings, level, context)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except ApiFailed as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_outcome(args.event, level.value, reply["status"], reply["delivered"], reply["details"], "the running app")
+    return EXIT_OK
+
+
+def _raise_here(args: argparse.Namespace, settings: Settings, level: Level, context: dict) -> int:
     with _engine(settings) as engine:
+        before = _active_record(engine, args.event)
         try:
-            results = engine.raise_alert(args.event, level, args.message, **context)
+            results = engine.raise_alert(args.event, level, args.message, **context_arguments(context))
         except ValueError as error:
             raise UsageError(str(error)) from None
-        if results:
-            print(f"{args.event}: {level.value} alert sent")
-            _print_deliveries(engine, args.event, results)
-            return EXIT_OK
-        record = next((r for r in engine.active_events() if r.event == args.event), None)
-        if record is not None and record.level >= level:
-            print(f"{args.event}: already active at {record.level.value} since {clock(from_timestamp(record.since))}"
-                  f" (seen {record.seen} times) — debounced, nothing sent")
-        else:
-            print(f"{args.event}: {level.value} alert recorded — no channel is routed for {level.value}")
+        status = "debounced" if before is not None and before.level >= level else \
+            "escalated" if before is not None else "fired"
+        _print_outcome(args.event, level.value, status, results, engine.delivery_details(args.event, results),
+                       "here (tray-alerts is not running)", _active_record(engine, args.event))
     return EXIT_OK
+
+
+def _print_outcome(event: str, level: str, status: str, results: dict[str, bool], details: dict[str, str],
+                   where: str, record: ActiveEvent | None = None) -> None:
+    if status == "debounced":
+        seen = f" (seen {record.seen} times since {clock(from_timestamp(record.since))})" if record else ""
+        print(f"{event}: already active at the same or a higher level{seen} — debounced, nothing sent")
+        return
+    if not results:
+        print(f"{event}: {level} alert {status} — no channel is routed for {level} [{where}]")
+        return
+    print(f"{event}: {level} alert {'sent' if status == 'fired' else status} [{where}]")
+    _print_results(results, details)
+
+
+def _print_results(results: dict[str, bool], details: dict[str, str]) -> None:
+    for name, ok in results.items():
+        print(f"  {name}: delivered" if ok else f"  {name}: NOT delivered — {details.get(name) or 'failed'}")
+
+
+def _active_record(engine: Engine, event: str) -> ActiveEvent | None:
+    return next((record for record in engine.active_events() if record.event == event), None)
 
 
 def _clear(args: argparse.Namespace, settings: Settings) -> int:
-    with _engine(settings) as engine:
-        try:
-            active = any(record.event == args.event for record in engine.active_events())
-            results = engine.clear_alert(args.event, args.message)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        if not active:
-            print(f"{args.event}: not active — nothing sent")
-        elif results:
-            print(f"{args.event}: cleared, recovery sent")
-            _print_deliveries(engine, args.event, results)
-        else:
-            print(f"{args.event}: cleared — no channel had been told, so no recovery was sent")
+    try:
+        reply = ApiClient.for_settings(settings).clear_alert(args.event, args.message)
+        where, status, results, details = "the running app", reply["status"], reply["delivered"], reply["details"]
+    except AppNotRunning:
+        with _engine(settings) as engine:
+            try:
+                status = "cleared" if _active_record(engine, args.event) else "not active"
+                results = engine.clear_alert(args.event, args.message)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+            where, details = "here (tray-alerts is not running)", engine.delivery_details(args.event, results)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except ApiFailed as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if status != "cleared":
+        print(f"{args.event}: not active — nothing sent")
+    elif results:
+        print(f"{args.event}: cleared, recovery sent [{where}]")
+        _print_results(results, details)
+    else:
+        print(f"{args.event}: cleared — no channel had been told, so no recovery was sent [{where}]")
     return EXIT_OK
 
 
-def _print_deliveries(engine: Engine, event: str, results: dict[str, bool]) -> None:
-    details = {entry.channel: entry.detail for entry in engine.history(limit=2 * len(results) + 5, event=event)
-               if entry.channel and entry.kind in ("delivery", "recovery")}
-    for name, ok in results.items():
-        print(f"  {name}: delivered" if ok else f"  {name}: NOT delivered — {details.get(name) or 'failed'}")
+def _ping(args: argparse.Namespace, settings: Settings) -> int:
+    spec = settings.monitors.get(args.name)
+    if spec is None or spec.monitor.type != "heartbeat":
+        heartbeats = [name for name, s in settings.monitors.items() if s.monitor.type == "heartbeat"]
+        raise UsageError(f"no heartbeat monitor named {args.name!r} (heartbeats: {', '.join(heartbeats) or 'none'})")
+    try:
+        ApiClient.for_settings(settings).ping(args.name)
+        print(f"{args.name}: pinged [the running app]")
+    except AppNotRunning:
+        with _engine(settings) as engine:
+            engine.record_ping(args.name)
+        print(f"{args.name}: pinged [here (tray-alerts is not running)]")
+    except ApiFailed as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.monitors:
+        print("No monitors configured — add [monitor.NAME] sections to the settings (see README).")
+        return EXIT_OK
+    with _engine(settings) as engine:
+        runner = build_runner(settings, engine)
+        readings = {name: runner.read(spec) for name, spec in settings.monitors.items()}
+    rows = [(name, spec.monitor.type, f"{spec.monitor.label} {readings[name].summary}",
+             readings[name].level.value if readings[name].level else "ok")
+            for name, spec in settings.monitors.items()]
+    print(table(("NAME", "TYPE", "READING", "LEVEL"), rows, max_width=90))
+    return EXIT_OK
 
 
 def _key_value(item: str) -> tuple[str, str]:

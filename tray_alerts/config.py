@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 from .channels import CHANNEL_TYPES
+from .channels.base import SettingError
+from .monitors import MONITOR_TYPES, MonitorSpec, build_monitor
 from .model import Level
 from .paths import PACKAGED_SETTINGS, default_log_file, default_state_dir, user_config_file
 from .outbox import RetryPolicy
@@ -25,7 +27,9 @@ ALERTS_KEYS = {
     "retry_backoff": "first wait before a retry",
     "retry_backoff_max": "longest wait between retries",
     "delivery_expiry": "how long a failed delivery is retried",
+    "api_port": "port of the push API on 127.0.0.1",
 }
+DEFAULT_API_PORT = 47913
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 T = TypeVar("T")
@@ -81,7 +85,8 @@ class Settings:
     retry: RetryPolicy
     routing: Routing
     channels: dict[str, ChannelSettings] = field(default_factory=dict)
-    monitors: dict[str, dict[str, str]] = field(default_factory=dict)
+    monitors: dict[str, MonitorSpec] = field(default_factory=dict)
+    api_port: int = 0
 
     @property
     def state_path(self) -> Path:
@@ -171,6 +176,9 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
         if key not in ALERTS_KEYS:
             raise ConfigError(value.file, f"unknown key (known: {', '.join(ALERTS_KEYS)})", "alerts", key)
     channels = _channels(merged, section_files)
+    monitors = _monitors(merged, section_files, channels)
+    routing = _routing(merged.get("routing", {}), channels)
+    routing.events.update({name: spec.channels for name, spec in monitors.items() if spec.channels is not None})
     return Settings(
         files=files,
         state_dir=_typed(alerts, "state_dir", _path, default_state_dir()),
@@ -180,10 +188,10 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
         retry=RetryPolicy(first=_typed(alerts, "retry_backoff", parse_duration, 5.0),
                           longest=_typed(alerts, "retry_backoff_max", parse_duration, 600.0),
                           expiry=_typed(alerts, "delivery_expiry", parse_duration, 86400.0)),
-        routing=_routing(merged.get("routing", {}), channels),
+        api_port=_typed(alerts, "api_port", _port, DEFAULT_API_PORT),
+        routing=routing,
         channels=channels,
-        monitors={section.partition(".")[2]: {key: value.text for key, value in items.items()}
-                  for section, items in merged.items() if section.startswith("monitor.")},
+        monitors=monitors,
     )
 
 
@@ -201,6 +209,12 @@ def _typed(items: dict[str, Value], key: str, convert: Callable[[str], T], defau
 
 def _path(text: str) -> Path:
     return Path(text).expanduser()
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"not a port number (1-65535): {text!r}")
+    return int(text)
 
 
 def _log_level(text: str) -> str:
@@ -226,6 +240,35 @@ def _channels(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
         channels[name] = ChannelSettings(name, type_name, options, {k: v.file for k, v in items.items()},
                                          section_files[section], enabled)
     return channels
+
+
+def _monitors(merged: dict[str, dict[str, Value]], section_files: dict[str, Path],
+              channels: dict[str, ChannelSettings]) -> dict[str, MonitorSpec]:
+    monitors = {}
+    for section, items in merged.items():
+        if not section.startswith("monitor."):
+            continue
+        name = section.partition(".")[2]
+        type_value = items.get("type")
+        type_name = type_value.text.strip().lower() if type_value and type_value.text.strip() else ""
+        if type_name not in MONITOR_TYPES:
+            problem = (f"unknown monitor type {type_name!r}" if type_name else "type is missing") + \
+                f" (known: {', '.join(MONITOR_TYPES)})"
+            raise ConfigError(type_value.file if type_value else section_files[section], problem, section, "type")
+        if not _typed(items, "enabled", parse_bool, True, section):
+            continue
+        try:
+            spec = build_monitor(name, type_name, {key: value.text for key, value in items.items()})
+        except SettingError as error:
+            value = items.get(error.key)
+            raise ConfigError(value.file if value else section_files[section], error.problem, section,
+                              error.key) from None
+        for channel in spec.channels or ():
+            if channel not in channels:
+                raise ConfigError(items["channels"].file, f"unknown channel {channel!r} (known: {', '.join(channels)})",
+                                  section, "channels")
+        monitors[name] = spec
+    return monitors
 
 
 def _routing(items: dict[str, Value], channels: dict[str, ChannelSettings]) -> Routing:

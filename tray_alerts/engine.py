@@ -247,6 +247,23 @@ class Engine:
         self.flush()
         return self._store.history(limit, event)
 
+    def delivery_details(self, event: str, results: Mapping[str, bool]) -> dict[str, str]:
+        """What the history says of each channel's latest delivery for an event (why a failed one failed)."""
+        details: dict[str, str] = {}
+        for entry in self.history(limit=4 * len(results) + 10, event=event):
+            if entry.channel in results and entry.channel not in details and entry.kind in ("delivery", "recovery"):
+                details[entry.channel] = entry.detail
+        return details
+
+    def record_ping(self, name: str) -> None:
+        """A heartbeat ping (from the push API or `tray-alerts ping`), kept in the state file."""
+        check_event(name)
+        self._store.record_ping(name, time.time())
+
+    def last_ping(self, name: str) -> float | None:
+        """When a heartbeat was last pinged."""
+        return self._store.last_ping(name)
+
     def channel_health(self) -> dict[str, ChannelHealth]:
         """Per channel: its latest delivery result and how many deliveries wait to be retried."""
         return self._store.channel_health()

@@ -159,6 +159,13 @@ def clean_context(context: dict) -> dict:
     return cleaned
 
 
+def context_arguments(context: dict) -> dict[str, Any]:
+    """Context from outside (API, command line) as keyword arguments for raise_alert: string keys, and the
+    names raise_alert itself takes (`event`, `level`, `message`) given a trailing underscore."""
+    return {(f"{key}_" if str(key) in ("event", "level", "message", "self") else str(key)): value
+            for key, value in context.items()}
+
+
 def _clean_value(value: Any) -> Any:
     """A scalar JSON value kept as is; anything else as bounded text."""
     if value is None or isinstance(value, (bool, int)):

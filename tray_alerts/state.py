@@ -15,7 +15,7 @@ from .model import Alert, Level
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 1: active, history; 2: + outbox (every statement is CREATE ... IF NOT EXISTS)
+SCHEMA_VERSION = 3  # 1: active, history; 2: + outbox; 3: + pings (every statement is CREATE ... IF NOT EXISTS)
 HISTORY_KEEP_SECONDS = 90 * 24 * 3600
 
 _SCHEMA = """
@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error  TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (event, channel, id);
+CREATE TABLE IF NOT EXISTS pings (
+    name TEXT PRIMARY KEY,
+    at   REAL NOT NULL
+);
 """
 
 
@@ -333,6 +337,19 @@ class StateStore:
         for channel, count in waiting.items():
             health.setdefault(channel, ChannelHealth(None, None, "", count))
         return health
+
+    # ---- heartbeat pings ------------------------------------------------------------------------------
+
+    def record_ping(self, name: str, at: float) -> None:
+        """Remember the latest ping of a heartbeat."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO pings VALUES (?, ?)", (name, at))
+
+    def last_ping(self, name: str) -> float | None:
+        """When the heartbeat was last pinged, if ever."""
+        with self._lock:
+            row = self._db.execute("SELECT at FROM pings WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
 
     # ---- history ------------------------------------------------------------------------------------
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .config import ChannelSettings, Settings
 from .engine import Engine
+from .monitors.heartbeat import HeartbeatMonitor
+from .monitors.runner import MonitorRunner
 from .redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -60,3 +63,11 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
     return Engine(channels.ready, settings.routing, settings.state_path,
                   delivery_timeout=settings.delivery_timeout, unavailable=channels.unavailable,
                   retry=settings.retry, retry_in_background=retry_in_background)
+
+
+def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], None] | None = None) -> MonitorRunner:
+    """The monitor runner for the settings' monitors; heartbeats read their pings from the engine's state."""
+    for spec in settings.monitors.values():
+        if isinstance(spec.monitor, HeartbeatMonitor):
+            spec.monitor.last_ping = engine.last_ping
+    return MonitorRunner(engine, settings.monitors.values(), on_change)

@@ -63,7 +63,10 @@ class AlertmanagerChannel:
         return body
 
     def send(self, alert: Alert) -> None:
-        """Post a firing (ending any lower-level one of the same event) or a recovery."""
+        """Post a firing (ending any lower-level one of the same event) or a recovery. Alerts that came from an
+        Alertmanager through the push API are not sent back, so the two can never feed each other."""
+        if alert.context.get("source") == "alertmanager":
+            return
         with self._posting:
             now = datetime.now(timezone.utc)
             with self._lock:

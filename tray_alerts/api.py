@@ -1,0 +1,257 @@
+"""The push API: a small HTTP server on 127.0.0.1 so scripts, cron jobs and a team's Alertmanager can raise,
+clear and ping. Every request needs the token from the state folder (file mode 0600)."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from .engine import Engine
+from .model import Level, context_arguments
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+TOKEN_FILE = "api-token"
+_AM_SEVERITY = {"page": Level.CRITICAL, "critical": Level.CRITICAL, "error": Level.ERROR, "high": Level.ERROR,
+                "warning": Level.WARNING, "warn": Level.WARNING, "medium": Level.WARNING, "info": Level.INFO,
+                "low": Level.INFO, "none": Level.INFO}
+
+
+class ApiError(Exception):
+    """A request the API refuses, with the HTTP status and a message for the caller."""
+
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def load_or_create_token(state_dir: Path) -> str:
+    """The API token, made on first use and stored readable by its owner only."""
+    path = state_dir / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    if os.name == "posix":
+        os.chmod(path, 0o600)
+    return token
+
+
+class PushApi:
+    """Serves /v1/alerts, /v1/alerts/EVENT/clear, /v1/ping/NAME and /v1/alertmanager on loopback."""
+
+    def __init__(self, engine: Engine, token: str, port: int, heartbeats: Callable[[], set[str]] = set,
+                 on_ping: Callable[[str], None] | None = None, host: str = "127.0.0.1"):
+        self.engine, self._token = engine, token
+        self._heartbeats, self._on_ping = heartbeats, on_ping
+        api = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.api = api
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="push-api", daemon=True)
+        self._thread.start()
+        log.info("push API listening on 127.0.0.1:%d", self.port)
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def authorised(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token.encode())
+
+    # ---- routes ----------------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str, body: Any) -> tuple[HTTPStatus, dict | list]:
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        if parts[:1] != ["v1"]:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {path}")
+        if parts == ["v1", "alerts"] and method == "GET":
+            return HTTPStatus.OK, self.list_alerts()
+        if parts == ["v1", "alerts"] and method == "POST":
+            return HTTPStatus.OK, self.raise_alert(_object(body))
+        if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] == "clear" and method == "POST":
+            return HTTPStatus.OK, self.clear_alert(parts[2], _object(body, allow_empty=True))
+        if len(parts) == 3 and parts[:2] == ["v1", "ping"] and method == "POST":
+            return HTTPStatus.OK, self.ping(parts[2])
+        if parts == ["v1", "alertmanager"] and method == "POST":
+            return HTTPStatus.OK, self.alertmanager(_object(body))
+        if parts == ["v1", "status"] and method == "GET":
+            return HTTPStatus.OK, {"app": "tray-alerts", "active": len(self.engine.active())}
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
+
+    def list_alerts(self) -> list[dict]:
+        return [{**record.alert().to_dict(), "since": record.since, "seen": record.seen,
+                 "last_seen": record.last_seen} for record in self.engine.active_events()]
+
+    def raise_alert(self, body: dict) -> dict:
+        event = _field(body, "event", str)
+        level = _field(body, "level", str)
+        message = _field(body, "message", str)
+        context = body.get("context") or {}
+        if not isinstance(context, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")
+        before = self._level_of(event)
+        try:
+            delivered = self.engine.raise_alert(event, level, message, **context_arguments(context))
+        except ValueError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
+        after = self._level_of(event)
+        status = "fired" if before is None else "escalated" if after is not None and after > before else "debounced"
+        return {"event": event, "status": status, "delivered": delivered,
+                "details": self.engine.delivery_details(event, delivered)}
+
+    def clear_alert(self, event: str, body: dict) -> dict:
+        message = body.get("message", "recovered")
+        if not isinstance(message, str):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "field 'message' must be a string")
+        was_active = self._level_of(event) is not None
+        try:
+            delivered = self.engine.clear_alert(event, message)
+        except ValueError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
+        return {"event": event, "status": "cleared" if was_active else "not active", "delivered": delivered,
+                "details": self.engine.delivery_details(event, delivered)}
+
+    def ping(self, name: str) -> dict:
+        if name not in self._heartbeats():
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no heartbeat monitor named {name!r}")
+        self.engine.record_ping(name)
+        if self._on_ping is not None:
+            self._on_ping(name)
+        return {"heartbeat": name, "status": "pinged"}
+
+    def alertmanager(self, body: dict) -> dict:
+        """An Alertmanager webhook (version 4): each firing alert raises, each resolved one clears."""
+        alerts = body.get("alerts")
+        if not isinstance(alerts, list):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "not an Alertmanager webhook: field 'alerts' must be a list")
+        raised = cleared = 0
+        for index, item in enumerate(alerts):
+            if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"alerts[{index}]: needs an object with 'labels'")
+            labels = {str(k): str(v) for k, v in item["labels"].items()}
+            annotations = item.get("annotations") if isinstance(item.get("annotations"), dict) else {}
+            name = labels.get("alertname") or "alertmanager"
+            event = f"{name}@{labels['instance']}" if labels.get("instance") else name
+            if item.get("status") == "resolved":
+                self.engine.clear_alert(event, "resolved in Alertmanager")
+                cleared += 1
+                continue
+            level = _AM_SEVERITY.get(labels.get("severity", "").lower(), Level.WARNING)
+            message = str(annotations.get("summary") or annotations.get("description") or name)
+            context = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "instance")}
+            self.engine.raise_alert(event, level, message, **context_arguments({**context, "source": "alertmanager"}))
+            raised += 1
+        return {"raised": raised, "cleared": cleared}
+
+    def _level_of(self, event: str) -> Level | None:
+        return next((record.level for record in self.engine.active_events() if record.event == event), None)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: PushApi
+    protocol_version = "HTTP/1.1"
+    server_version = "tray-alerts"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        try:
+            if not self.api.authorised(self.headers.get("Authorization")):
+                raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer TOKEN; the"
+                                                        " token is in the state folder's api-token file)")
+            body = self._body() if method == "POST" else None
+            status, payload = self.api.route(method, urlsplit(self.path).path, body)
+        except ApiError as error:
+            status, payload = error.status, {"error": error.message}
+        except Exception as error:  # never let a bad request take the server down
+            log.exception("push API: %s %s failed", method, self.path)
+            status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(error).__name__}"}
+        self._reply(status, payload)
+
+    def _body(self) -> Any:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a chunked body")
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {MAX_BODY} bytes")
+        raw = self.rfile.read(length) if length > 0 else b""
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from None
+
+    def _reply(self, status: HTTPStatus, payload: dict | list) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="tray-alerts"')
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("push API: " + format, *args)
+
+
+def _object(body: Any, allow_empty: bool = False) -> dict:
+    if body is None and allow_empty:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+    return body
+
+
+def _field(body: dict, key: str, kind: type) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind):
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"field {key!r} is required and must be a {kind.__name__}")
+    return value
