@@ -1,0 +1,145 @@
+"""The monitor runner: threads, flap control, hung and failing checks, and the seed's scenario end to end."""
+import time
+
+import pytest
+from werkzeug import Response
+
+from conftest import RecordingChannel
+from tray_alerts import Engine, Level
+from tray_alerts.monitors import MonitorSpec
+from tray_alerts.monitors.base import Reading
+from tray_alerts.monitors.http import HttpMonitor
+from tray_alerts.monitors.runner import MonitorRunner
+
+
+class ScriptedMonitor:
+    """Returns the readings it is given, one per check (the last one repeats)."""
+
+    type = "scripted"
+
+    def __init__(self, name: str, readings: list):
+        self.name, self.label = name, f"scripted {name}"
+        self.readings = list(readings)
+        self.checks = 0
+
+    def check(self) -> Reading:
+        self.checks += 1
+        item = self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+        if isinstance(item, Exception):
+            raise item
+        if item == "hang":
+            time.sleep(5)
+        return item
+
+
+BAD = Reading(Level.ERROR, "is bad")
+WORSE = Reading(Level.CRITICAL, "is worse")
+GOOD = Reading(None, "is fine")
+
+
+@pytest.fixture
+def channel():
+    return RecordingChannel("rec")
+
+
+@pytest.fixture
+def engine(channel, tmp_path):
+    engine = Engine({"rec": channel}, {level: ["rec"] for level in Level}, tmp_path / "state.db")
+    yield engine
+    engine.close()
+
+
+def run(engine, monitor, times, **spec):
+    runner = MonitorRunner(engine, [MonitorSpec(monitor, interval=3600, timeout=spec.pop("timeout", 2), **spec)])
+    return runner, [runner.run_once(monitor.name) for _ in range(times)]
+
+
+def test_bad_reading_raises_once_escalates_and_a_good_one_clears(engine, channel):
+    monitor = ScriptedMonitor("svc", [BAD, BAD, WORSE, WORSE, GOOD, GOOD, BAD])
+    run(engine, monitor, 7)
+    assert channel.kinds() == ["fired:error", "fired:critical", "resolved:critical", "fired:error"]
+    assert channel.sent[0].message == "scripted svc is bad"
+    assert channel.sent[2].message == "scripted svc is fine"
+
+
+def test_flap_control_needs_readings_in_a_row(engine, channel):
+    monitor = ScriptedMonitor("flappy", [BAD, GOOD, BAD, BAD, GOOD, BAD, GOOD, GOOD])
+    run(engine, monitor, 8, failures_before_alert=2, successes_before_clear=2)
+    assert channel.kinds() == ["fired:error", "resolved:error"]
+
+
+def test_a_check_that_raises_is_an_error_alert_and_the_runner_goes_on(engine, channel):
+    monitor = ScriptedMonitor("broken", [RuntimeError("sensor unplugged"), GOOD])
+    runner, readings = run(engine, monitor, 2)
+    assert readings[0].level is Level.ERROR and readings[0].summary == "check failed: RuntimeError: sensor unplugged"
+    assert channel.kinds() == ["fired:error", "resolved:error"]
+
+
+def test_a_hung_check_is_bounded_and_not_started_twice(engine, channel):
+    monitor = ScriptedMonitor("stuck", ["hang"])
+    runner, readings = run(engine, monitor, 2, timeout=0.2)
+    assert readings[0].summary.startswith("check failed: no result within")
+    assert "still running" in readings[1].summary
+    assert monitor.checks == 1 and channel.kinds() == ["fired:error"]
+
+
+def test_a_hung_monitor_does_not_delay_the_others(engine, channel):
+    stuck = ScriptedMonitor("stuck", ["hang"])
+    quick = ScriptedMonitor("quick", [BAD])
+    runner = MonitorRunner(engine, [MonitorSpec(stuck, interval=0.05, timeout=3),
+                                    MonitorSpec(quick, interval=0.05, timeout=3)])
+    runner.start()
+    try:
+        deadline = time.time() + 2
+        while quick.checks < 5 and time.time() < deadline:
+            time.sleep(0.01)
+        assert quick.checks >= 5 and stuck.checks == 1
+    finally:
+        runner.stop()
+
+
+def test_statuses_report_the_last_reading(engine):
+    runner, _ = run(engine, ScriptedMonitor("svc", [BAD]), 1)
+    (status,) = runner.statuses()
+    assert status.reading == BAD and status.message == "scripted svc is bad" and status.bad_streak == 1
+
+
+def test_seed_scenario_api_500_then_200_then_500_with_the_real_runner_thread(httpserver_ipv4, tmp_path):
+    """API 500 -> alert once; still 500 -> silent; 200 -> one recovery; 500 again -> a fresh alert."""
+    state = {"status": 500}
+    httpserver_ipv4.expect_request("/health").respond_with_handler(
+        lambda request: Response("down" if state["status"] == 500 else "ok", status=state["status"]))
+    slack = RecordingChannel("slack")
+    monitor = HttpMonitor("api", httpserver_ipv4.url_for("/health"), timeout=2)
+    with Engine({"slack": slack}, {level: ["slack"] for level in Level}, tmp_path / "state.db") as engine:
+        runner = MonitorRunner(engine, [MonitorSpec(monitor, interval=0.05, timeout=2)])
+
+        def checks() -> int:
+            return len(httpserver_ipv4.log)
+
+        def wait_for(condition, seconds=10):
+            deadline = time.time() + seconds
+            while not condition():
+                assert time.time() < deadline, "timed out"
+                time.sleep(0.01)
+
+        runner.start()
+        try:
+            wait_for(lambda: len(slack.sent) == 1)
+            first = checks()
+            wait_for(lambda: checks() >= first + 5)  # still 500 for several checks: silent
+            assert slack.kinds() == ["fired:error"]
+            state["status"] = 200
+            wait_for(lambda: len(slack.sent) == 2)
+            recovered = checks()
+            wait_for(lambda: checks() >= recovered + 5)
+            assert len(slack.sent) == 2
+            state["status"] = 500
+            wait_for(lambda: len(slack.sent) == 3)
+            again = checks()
+            wait_for(lambda: checks() >= again + 5)
+        finally:
+            runner.stop()
+    assert slack.kinds() == ["fired:error", "resolved:error", "fired:error"]
+    assert "HTTP 500 (expected 2xx)" in slack.sent[0].message and slack.sent[0].event == "api"
+    assert slack.sent[1].message.startswith(f"http {monitor.url} answered HTTP 200")
