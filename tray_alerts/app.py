@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import Callable
 
 from .api import PushApi, load_or_create_token
 from .config import Settings
@@ -21,11 +22,12 @@ class AlreadyRunning(Exception):
 class App:
     """Everything that runs in the background: engine (with its outbox), monitor threads and the push API."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, on_change: Callable[[], None] | None = None):
         self.settings = settings
         self.channels = build_channels(settings)
         self.engine = build_engine(settings, self.channels)
-        self.runner = build_runner(settings, self.engine)
+        self.runner = build_runner(settings, self.engine, on_change)
+        self.quiet_channels = frozenset(name for name, spec in settings.channels.items() if spec.type == "log")
         heartbeats = {name for name, spec in settings.monitors.items() if isinstance(spec.monitor, HeartbeatMonitor)}
         try:
             self.api = PushApi(self.engine, load_or_create_token(settings.state_dir), settings.api_port,

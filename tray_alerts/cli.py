@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    run = command("run", _run, "run the app (headless until the tray lands) until Ctrl-C")
+    run = command("run", _run, "run the app in the system tray (headless where there is none) until Quit or Ctrl-C")
     run.add_argument("--headless", action="store_true", help="run without a tray icon")
     raise_ = command("raise", _raise, "raise an alert (sent once; repeats are debounced)")
     raise_.add_argument("event", help="stable event id, e.g. disk_full")
@@ -107,8 +107,25 @@ def _engine(settings: Settings) -> Iterator[Engine]:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .app import run_headless
+    from .desktop_env import tray_problem
 
-    return run_headless(settings)
+    problem = None if args.headless else tray_problem()
+    if args.headless or problem:
+        if problem:
+            print(f"tray-alerts: {problem} — running headless (monitors, channels, push API, log)", flush=True)
+        return run_headless(settings)
+    from .logsetup import configure_logging
+    from .tray import Tray
+
+    from .app import AlreadyRunning
+
+    configure_logging(settings.log_file, settings.log_level)
+    try:
+        tray = Tray(settings, args.config)
+    except AlreadyRunning as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return tray.run()
 
 
 def _raise(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,11 +7,13 @@ from typing import Sequence
 from .model import Alert
 
 
-def clock(moment: datetime, now: datetime | None = None) -> str:
-    """Local time of day (`14:30:01`), with the date when it is not today."""
+def clock(moment: datetime, now: datetime | None = None, seconds: bool = True) -> str:
+    """Local time of day (`14:30:01`, or `14:30` without seconds), with the date when it is not today."""
     local = moment.astimezone()
     today = (now or datetime.now().astimezone()).astimezone().date()
-    return local.strftime("%H:%M:%S") if local.date() == today else local.strftime("%b %d %H:%M")
+    if local.date() != today:
+        return local.strftime("%b %d %H:%M")
+    return local.strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
 def duration(seconds: float) -> str:

@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping
 
 from .channels.base import Channel
 from .delivery import Dispatcher, Outcome
-from .outbox import Outbox, RetryPolicy
+from .display import clock
+from .outbox import HELD_PREFIX, Outbox, RetryPolicy
 from .model import Alert, Level, check_event, clean_context, clean_message
 from .paths import default_state_path
 from .routing import Routing
@@ -55,6 +56,8 @@ class Engine:
         self._flush_timer: threading.Timer | None = None
         self._subscribers: list[Callable[[], None]] = []
         self._skipped: set[str] = set()
+        self._snoozed_until: float | None = None
+        self._snooze_keep: set[str] = set()
         self._closed = False
         if retry_in_background:
             self.outbox.start()
@@ -165,7 +168,9 @@ class Engine:
         """Fan out; queue retryable failures (and channels still holding older deliveries for this event) in the
         outbox; record every result and which channels now know of the firing."""
         waiting = self._store.outbox_channels(alert.event).intersection(names) if names else set()
-        direct = [name for name in names if name not in waiting]
+        until = self.snoozed_until
+        held = {name for name in names if name not in self._snooze_keep and name not in waiting} if until else set()
+        direct = [name for name in names if name not in waiting and name not in held]
         outcomes = dict(self._dispatcher.deliver(alert, direct, lambda name, outcome: self._late(alert, since, name,
                                                                                                    outcome)))
         retry = {name: o for name, o in outcomes.items() if not o.ok and o.retryable and not o.running}
@@ -173,7 +178,12 @@ class Engine:
             outcomes[name] = Outcome(False, "queued behind an earlier delivery that is waiting to be retried")
         if retry or waiting:
             self.outbox.add(alert, since, {**retry, **{name: outcomes[name] for name in waiting}})
-        told = self._mark_told(alert, since, {name for name, o in outcomes.items() if o.ok} | set(retry) | waiting)
+        if held:
+            reason = f"{HELD_PREFIX} until {clock(from_timestamp(until))}"  # type: ignore[arg-type]
+            self.outbox.add(alert, since, dict.fromkeys(held, reason), at=until)
+            outcomes.update(dict.fromkeys(held, Outcome(False, reason)))
+        told = self._mark_told(alert, since, {name for name, o in outcomes.items() if o.ok} | set(retry) | waiting
+                               | held)
         for name in retry:
             outcomes[name] = replace(outcomes[name], detail=f"{outcomes[name].detail} — will retry")
         self._queue(alert, since, outcomes, told)
@@ -254,6 +264,23 @@ class Engine:
             if entry.channel in results and entry.channel not in details and entry.kind in ("delivery", "recovery"):
                 details[entry.channel] = entry.detail
         return details
+
+    # ---- snooze ------------------------------------------------------------------------------------------
+
+    @property
+    def snoozed_until(self) -> float | None:
+        """While snoozed: when it ends (Unix time); else None."""
+        until = self._snoozed_until
+        return until if until is not None and until > time.time() else None
+
+    def snooze(self, until: float | None, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        """Hold deliveries to every channel but `keep` (the log) until `until`; None resumes and sends what was
+        held. Alerts are still recorded and shown while snoozed."""
+        self._snoozed_until, self._snooze_keep = until, set(keep)
+        if until is None:
+            self.outbox.release_held()
+        log.info("notifications %s", f"snoozed until {clock(from_timestamp(until))}" if until else "resumed")
+        self._notify()
 
     def record_ping(self, name: str) -> None:
         """A heartbeat ping (from the push API or `tray-alerts ping`), kept in the state file."""

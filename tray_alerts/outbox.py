@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0  # look for entries queued by another process at least this often
 LEASE_MARGIN = 30.0
+HELD_PREFIX = "held while snoozed"
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,19 @@ class Outbox:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, alert: Alert, since: float, reasons: dict[str, Outcome | str]) -> None:
-        """Queue the alert for these channels; the first retry honours the longest Retry-After given."""
+    def add(self, alert: Alert, since: float, reasons: dict[str, Outcome | str], at: float | None = None) -> None:
+        """Queue the alert for these channels, to go at `at` or after the first backoff (honouring the longest
+        Retry-After given)."""
         now = time.time()
         retry_after = max((r.retry_after or 0.0 for r in reasons.values() if isinstance(r, Outcome)), default=0.0)
         details = {name: r.detail if isinstance(r, Outcome) else r for name, r in reasons.items()}
-        self.store.add_to_outbox(alert, since, details, now + self.policy.delay(1, retry_after),
-                                 now + self.policy.expiry)
+        due = at if at is not None else now + self.policy.delay(1, retry_after)
+        self.store.add_to_outbox(alert, since, details, due, max(due, now) + self.policy.expiry)
+        self._wake.set()
+
+    def release_held(self) -> None:
+        """Send what a snooze held back, now."""
+        self.store.release_held(HELD_PREFIX)
         self._wake.set()
 
     def start(self) -> None:

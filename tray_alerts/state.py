@@ -318,6 +318,12 @@ class StateStore:
             self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
                               entry.channel, False, f"retry {entry.attempts + 1} failed: {error}")
 
+    def release_held(self, reason_prefix: str) -> None:
+        """Make entries held for a reason (a snooze) due now."""
+        with self._transaction():
+            self._db.execute("UPDATE outbox SET next_at = ? WHERE last_error LIKE ? AND attempts = 0",
+                             (time.time(), reason_prefix + "%"))
+
     def release_leases(self, ids: set[int]) -> None:
         """Give back claims (on shutdown) so the next start retries these at once."""
         if ids:
