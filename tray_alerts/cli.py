@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.config = getattr(args, "config", None)  # given before or after the command (argparse shares the action)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -53,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tray-alerts", parents=[common],
         description="Desktop alerting: local monitors, debounced alerts, routed to pop-ups, Slack, email, SMS.")
-    parser.set_defaults(config=None)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="entries to show (20)")
     history.add_argument("--event", help="only this event")
     command("check-config", _check_config, "check the settings and show what they set up")
+    autostart = command("autostart", _autostart, "start tray-alerts at login (on) or not (off)")
+    autostart.add_argument("state", choices=("on", "off"))
     return parser
 
 
@@ -312,6 +314,19 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         rows.append((clock(entry.at), entry.event, entry.kind, entry.level.value, entry.channel or "", result,
                      entry.message))
     print(table(("TIME", "EVENT", "WHAT", "LEVEL", "CHANNEL", "RESULT", "MESSAGE"), rows))
+    return EXIT_OK
+
+
+def _autostart(args: argparse.Namespace, settings: Settings) -> int:
+    from . import autostart
+
+    if args.state == "on":
+        path = autostart.enable(args.config)
+        print(f"tray-alerts will start at login ({path})")
+    else:
+        removed = autostart.disable()
+        print(f"tray-alerts will no longer start at login (removed {removed})" if removed
+              else "tray-alerts was not set to start at login")
     return EXIT_OK
 
 
