@@ -17,7 +17,9 @@ def clock(moment: datetime, now: datetime | None = None, seconds: bool = True) -
 
 
 def duration(seconds: float) -> str:
-    """A short human duration: `40 s`, `12 min`, `3 h 5 min`, `2 d 4 h`."""
+    """A short human duration: `0.5 s`, `40 s`, `12 min`, `3 h 5 min`, `2 d 4 h`."""
+    if 0 < seconds < 10 and not f"{seconds:.1f}".endswith(".0"):
+        return f"{seconds:.1f} s"
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds} s"

@@ -113,6 +113,9 @@ class Thresholds:
         for (low, low_value), (high, high_value) in zip(ordered, ordered[1:]):
             if high_value < low_value:
                 raise SettingError(f"{prefix}{high.value}", f"must not be below {prefix}{low.value} ({low_value:g})")
+        hysteresis = kwargs.get("hysteresis")
+        if isinstance(hysteresis, (int, float)) and hysteresis < 0:
+            raise SettingError("hysteresis", "must not be negative")
         if required and not limits:
             raise SettingError(f"{prefix}warning", f"set at least one of {prefix}warning, {prefix}error,"
                                                    f" {prefix}critical")

@@ -49,8 +49,10 @@ class HttpMonitor:
     def check(self) -> Reading:
         started = time.monotonic()
         try:
+            # Follow redirects unless a 3xx status is expected: following would hide the very status expected.
             response = requests.get(self.url, timeout=self.timeout, verify=self.verify,
-                                    headers={"User-Agent": "tray-alerts monitor"})
+                                    headers={"User-Agent": "tray-alerts monitor"},
+                                    allow_redirects=not any(code.startswith("3") for code in self.expect))
         except requests.Timeout:
             return self._bad(f"no answer within {duration(self.timeout)}")
         except requests.ConnectionError as error:

@@ -35,8 +35,8 @@ class ProcessMonitor:
             raise SettingError("pattern", f"not a regular expression: {error}") from None
 
     def check(self) -> Reading:
-        found = [process.info["pid"] for process in psutil.process_iter(["pid", "name", "cmdline"])
-                 if self._matches(process.info)]
+        found = [process.info["pid"] for process in psutil.process_iter(["pid", "name", "cmdline", "status"])
+                 if process.info.get("status") != psutil.STATUS_ZOMBIE and self._matches(process.info)]
         context = {"match": self.process_name or self.pattern.pattern}  # type: ignore[union-attr]
         if not found:
             return Reading(self.level, "is not running", 0, context)
