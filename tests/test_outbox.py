@@ -157,3 +157,29 @@ def test_channel_health_reports_failures_and_waiting_deliveries(state_path, slac
     assert health["log"].last_ok is True and health["log"].waiting == 0
     assert health["slack"].last_ok is False and health["slack"].waiting == 1
     assert "connection refused" in health["slack"].last_detail
+
+
+def test_snooze_holds_outside_channels_and_resume_sends_what_waited(state_path, slack):
+    log = RecordingChannel("log")
+    with make_engine(state_path, log, slack) as engine:
+        engine.snooze(time.time() + 3600, keep={"log"})
+        assert engine.snoozed_until is not None
+        assert engine.raise_alert("api", "error", "HTTP 500") == {"log": True, "slack": False}
+        assert engine.active()[0].event == "api"  # still recorded and shown
+        assert engine.clear_alert("api", "back") == {"log": True, "slack": False}
+        time.sleep(0.2)
+        assert slack.sent == [] and log.kinds() == ["fired:error", "resolved:error"]
+        details = [h.detail for h in reversed(engine.history(event="api")) if h.channel == "slack"]
+        assert details[0].startswith("held while snoozed until")  # the firing waits for the snooze to end
+        assert details[1].startswith("queued behind")  # and its recovery waits behind it
+        engine.snooze(None)
+        wait_until(lambda: len(slack.sent) == 2)
+    assert slack.kinds() == ["fired:error", "resolved:error"]
+
+
+def test_a_snooze_that_runs_out_lets_the_held_alerts_go(state_path, slack):
+    with make_engine(state_path, slack) as engine:
+        engine.snooze(time.time() + 0.3)
+        assert engine.raise_alert("api", "warning", "slow") == {"slack": False}
+        wait_until(lambda: len(slack.sent) == 1)
+        assert engine.snoozed_until is None
