@@ -1,4 +1,4 @@
-"""A private headless desktop for tests: Xvfb, a session D-Bus, dunst, and a recorder of Notify calls.
+"""A private headless desktop for tests: Xvfb, a session D-Bus, dunst, a tray host, and a recorder of Notify calls.
 
     with DesktopSession() as desktop:             # Xvfb + private bus + dunst, all killed by PID on exit
         desktop.apply(monkeypatch)                # os.environ now points at the private desktop
@@ -6,6 +6,16 @@
             ...                                   # something calls org.freedesktop.Notifications.Notify
             [call] = recorder.wait_for(1)
             assert call.summary == "WARNING · disk_full"
+
+With `tray=True` the session also docks `trayer` (an XEmbed system tray) at the top right of the screen; then
+`tray_icons()`, `tray_colour()`, `grab()`, `windows()`, `click()` and `key()` look at and drive what is on
+screen (python-xlib, Pillow and xdotool; all imported or run only when used):
+
+    with DesktopSession(tray=True) as desktop:
+        ...                                       # start something that shows a tray icon
+        [icon] = desktop.wait_for(desktop.tray_icons, "a tray icon")
+        desktop.click(*icon.centre, button=3)
+        assert close_to(desktop.tray_colour(), "#e03e2d")
 
 Nothing here touches the user's own desktop: the bus is private (its config has no service directories, so
 nothing is auto-activated behind our back), dunst gets an empty config file, and XDG_RUNTIME_DIR points at a
@@ -23,9 +33,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+T = TypeVar("T")
 
 NOTIFICATIONS = "org.freedesktop.Notifications"
 NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
@@ -46,6 +59,9 @@ TOOL_PACKAGES = {
     "import": "imagemagick",
 }
 REQUIRED_TOOLS = ("Xvfb", "dbus-daemon", "dbus-monitor", "gdbus", "dunst", "notify-send")
+# what DesktopSession(tray=True) and its screen helpers need on top of that
+TRAY_TOOLS = ("trayer", "xdotool")
+SCREEN_SIZE = (1280, 800)
 
 
 def missing_tools(*tools: str) -> list[str]:
@@ -97,14 +113,25 @@ class DesktopSession:
     auto_activation: give the bus the standard session service directories, so the bus itself may start
         services such as dunst on demand (untracked by us); off by default so a bus without dunst really
         has nobody serving notifications.
+    tray: also start `trayer`, an XEmbed system tray TRAY_WIDTH x TRAY_HEIGHT px at the top right of the
+        screen, and wait until it owns the tray selection (needs display).
+    background: paint the root window this colour ("#rrggbb") — the desktop behind screenshots.
     """
 
+    TRAY_WIDTH = 200
+    TRAY_HEIGHT = 32
+    TRAY_TINT = "0x1d2129"  # a dark panel (with no wallpaper pixmap, trayer's "transparent" is this tint)
+
     def __init__(self, display: bool = True, notifications: bool = True, auto_activation: bool = False,
-                 timeout: float = 15.0):
+                 timeout: float = 15.0, tray: bool = False, background: str | None = None):
         if notifications and not display:
             raise ValueError("dunst needs a display")
+        if (tray or background) and not display:
+            raise ValueError("a tray and a background need a display")
         self.want_display = display
         self.want_notifications = notifications
+        self.want_tray = tray
+        self.background = background
         self.auto_activation = auto_activation
         self.timeout = timeout
         self.display: str | None = None
@@ -161,6 +188,10 @@ class DesktopSession:
             self._start_bus()
             if self.want_notifications:
                 self._start_dunst()
+            if self.want_tray:
+                self._start_trayer()
+            if self.background:
+                self.paint_background(self.background)
         except BaseException:
             self.stop()
             raise
@@ -176,7 +207,7 @@ class DesktopSession:
         atexit.unregister(self.stop)
 
     def log(self, name: str) -> str:
-        """What a started program ("xvfb", "dbus", "dunst") wrote to stdout/stderr so far."""
+        """What a started program ("xvfb", "dbus", "dunst", "trayer") wrote to stdout/stderr so far."""
         path = self._logs.get(name)
         try:
             return path.read_text(errors="replace") if path else ""
@@ -189,6 +220,8 @@ class DesktopSession:
             tools.append("Xvfb")
         if self.want_notifications:
             tools.append("dunst")
+        if self.want_tray:
+            tools += TRAY_TOOLS
         return tools
 
     def _spawn(self, name: str, command: list[str], **kwargs: Any) -> subprocess.Popen:
@@ -209,11 +242,13 @@ class DesktopSession:
 
     def _start_xvfb(self) -> None:
         # -displayfd: Xvfb picks a free display number itself and writes it once it accepts connections,
-        # so there is no race between choosing :N and another server taking it.
+        # so there is no race between choosing :N and another server taking it. -noreset: the server keeps
+        # its state (e.g. the painted background) when its last client disconnects.
         read_end, write_end = os.pipe()
         try:
-            process = self._spawn("xvfb", ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp",
-                                           "-screen", "0", "1280x800x24"], pass_fds=(write_end,))
+            process = self._spawn("xvfb", ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp", "-noreset",
+                                           "-screen", "0", "{}x{}x24".format(*SCREEN_SIZE)],
+                                  pass_fds=(write_end,))
         finally:
             os.close(write_end)
         with os.fdopen(read_end, "rb") as pipe:
@@ -254,6 +289,22 @@ class DesktopSession:
                 raise self._fail("dunst", f"{NOTIFICATIONS} did not answer within {self.timeout:g} s")
             time.sleep(0.1)
 
+    def _start_trayer(self) -> None:
+        """trayer docked top right; ready once it owns _NET_SYSTEM_TRAY_S0 (what tray icons look for)."""
+        process = self._spawn("trayer", [
+            "trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", str(self.TRAY_WIDTH),
+            "--height", str(self.TRAY_HEIGHT), "--transparent", "true", "--alpha", "0", "--tint", self.TRAY_TINT],
+            env=self.child_env(self._base_env()))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if process.poll() is not None:
+                raise self._fail("trayer", "trayer exited before hosting a tray")
+            if self.tray_owner() and self._tray_panel() is not None:
+                return
+            if time.monotonic() > deadline:
+                raise self._fail("trayer", f"trayer did not own the system tray selection within {self.timeout:g} s")
+            time.sleep(0.1)
+
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["XDG_CONFIG_HOME"] = str(self.workdir / "config")
@@ -280,6 +331,267 @@ class DesktopSession:
         if done.returncode != 0:
             raise DesktopError(f"NameHasOwner failed: {done.stderr.strip()}")
         return "true" in done.stdout
+
+
+    # -- the screen (python-xlib, Pillow, xdotool) --------------------------------------------------------
+
+    def x_display(self) -> Any:
+        """A new python-xlib connection to this display (close() it; see `_x()`)."""
+        from Xlib import display as xdisplay
+
+        if not self.display:
+            raise DesktopError("the desktop session has no display")
+        return xdisplay.Display(self.display)
+
+    def tray_owner(self) -> int:
+        """The window owning the XEmbed tray selection _NET_SYSTEM_TRAY_S0, 0 when there is no tray."""
+        with _x(self) as connection:
+            atom = connection.intern_atom(f"_NET_SYSTEM_TRAY_S{connection.get_default_screen()}")
+            owner = connection.get_selection_owner(atom)
+            return int(getattr(owner, "id", owner) or 0)
+
+    def windows(self) -> list[XWindow]:
+        """The top-level windows on screen (mapped and viewable), bottom to top."""
+        from Xlib import X
+        from Xlib.error import XError
+
+        found = []
+        with _x(self) as connection:
+            root = connection.screen().root
+            for window in root.query_tree().children:
+                try:
+                    attributes = window.get_attributes()
+                    if attributes.map_state != X.IsViewable:
+                        continue
+                    found.append(_describe(connection, window, bool(attributes.override_redirect)))
+                except XError:  # gone while we looked
+                    continue
+        return found
+
+    def tray_box(self) -> Box:
+        """Where the tray (trayer's panel) is on screen."""
+        panel = self._tray_panel()
+        if panel is None:
+            raise DesktopError("no tray panel on screen (start the session with tray=True)")
+        return panel
+
+    def tray_icons(self) -> list[Box]:
+        """Where each icon docked in the tray is on screen (the sockets trayer embeds icons in)."""
+        from Xlib import X
+        from Xlib.error import XError
+
+        boxes = []
+        with _x(self) as connection:
+            panel = self._tray_panel_window(connection)
+            if panel is None:
+                return []
+            for socket in panel.query_tree().children:
+                try:
+                    if socket.get_attributes().map_state != X.IsViewable:
+                        continue
+                    box = _box(connection, socket)
+                except XError:
+                    continue
+                if box.width > 1 and box.height > 1:
+                    boxes.append(box)
+        return boxes
+
+    def grab(self, box: Box | tuple[int, int, int, int] | None = None) -> Any:
+        """A screenshot (PIL RGB image) of the whole screen or of `box` (left, top, right, bottom)."""
+        from PIL import ImageGrab
+
+        if not self.display:
+            raise DesktopError("the desktop session has no display")
+        image = ImageGrab.grab(xdisplay=self.display).convert("RGB")
+        if box is not None:
+            bounds = Box(*box) if not isinstance(box, Box) else box
+            image = image.crop(bounds.clamp(image.width, image.height))
+        return image
+
+    def tray_colour(self, box: Box | tuple[int, int, int, int] | None = None) -> tuple[int, int, int] | None:
+        """The most common saturated colour in the tray (or in `box`): the colour of a coloured icon."""
+        return dominant_colour(self.grab(box if box is not None else self.tray_box()))
+
+    def paint_background(self, colour: str) -> None:
+        """Paint the root window (the desktop) one colour."""
+        red, green, blue = parse_colour(colour)
+        with _x(self) as connection:
+            screen = connection.screen()
+            pixel = screen.default_colormap.alloc_color(red * 257, green * 257, blue * 257).pixel
+            screen.root.change_attributes(background_pixel=pixel)
+            screen.root.clear_area(0, 0, 0, 0)
+            connection.sync()
+
+    def xdotool(self, *args: str, timeout: float = 10.0) -> str:
+        """Run `xdotool ARGS` on this display; its stdout (DesktopError when it fails)."""
+        done = subprocess.run(["xdotool", *args], env=self.child_env(), capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise DesktopError(f"xdotool {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+    def click(self, x: int, y: int, button: int = 1) -> None:
+        """Move the pointer to (x, y) and click `button` (1 left, 3 right)."""
+        # no --sync: it waits for a motion event, forever when the pointer is already there
+        self.xdotool("mousemove", str(x), str(y), "click", str(button))
+
+    def key(self, *keys: str, delay_ms: int = 60) -> None:
+        """Type keys (X keysym names: Down, Right, End, Return, Escape) into whatever has the keyboard."""
+        self.xdotool("key", "--delay", str(delay_ms), *keys)
+
+    def wait_for(self, probe: Callable[[], T], what: str, timeout: float | None = None,
+                 interval: float = 0.1) -> T:
+        """Call `probe` until it returns something truthy (returned); DesktopError naming `what` after `timeout`."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        last: Any = None
+        while True:
+            last = probe()
+            if last:
+                return last
+            if time.monotonic() > deadline:
+                raise DesktopError(f"no {what} within {timeout or self.timeout:g} s (last seen: {last!r})")
+            time.sleep(interval)
+
+    def _tray_panel(self) -> Box | None:
+        with _x(self) as connection:
+            panel = self._tray_panel_window(connection)
+            return _box(connection, panel) if panel is not None else None
+
+    @staticmethod
+    def _tray_panel_window(connection: Any) -> Any:
+        """trayer's visible panel: the mapped top-level window of class ("panel", "trayer")."""
+        from Xlib import X
+        from Xlib.error import XError
+
+        for window in connection.screen().root.query_tree().children:
+            try:
+                if window.get_wm_class() == ("panel", "trayer") and \
+                        window.get_attributes().map_state == X.IsViewable:
+                    return window
+            except XError:
+                continue
+        return None
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle on screen: left and top inclusive, right and bottom exclusive (PIL's crop box)."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def centre(self) -> tuple[int, int]:
+        return (self.left + self.right) // 2, (self.top + self.bottom) // 2
+
+    def grow(self, margin: int) -> Box:
+        return Box(self.left - margin, self.top - margin, self.right + margin, self.bottom + margin)
+
+    def union(self, *others: Box) -> Box:
+        boxes = (self, *others)
+        return Box(min(b.left for b in boxes), min(b.top for b in boxes), max(b.right for b in boxes),
+                   max(b.bottom for b in boxes))
+
+    def clamp(self, width: int, height: int) -> tuple[int, int, int, int]:
+        return max(0, self.left), max(0, self.top), min(width, self.right), min(height, self.bottom)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.left, self.top, self.right, self.bottom))
+
+
+@dataclass(frozen=True)
+class XWindow:
+    """A top-level window on screen."""
+
+    id: int
+    name: str
+    wm_class: tuple[str, ...]
+    box: Box
+    override_redirect: bool
+    pid: int | None
+
+
+class _x:
+    """`with _x(desktop) as connection:` — a python-xlib connection closed afterwards."""
+
+    def __init__(self, desktop: DesktopSession):
+        self.connection = desktop.x_display()
+
+    def __enter__(self) -> Any:
+        return self.connection
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.connection.close()
+
+
+def _box(connection: Any, window: Any) -> Box:
+    geometry = window.get_geometry()
+    origin = connection.screen().root.translate_coords(window, 0, 0)  # the window's (0, 0) on the screen
+    left, top = origin.x, origin.y
+    return Box(left, top, left + geometry.width, top + geometry.height)
+
+
+def _describe(connection: Any, window: Any, override_redirect: bool) -> XWindow:
+    from Xlib import Xatom
+
+    name = window.get_wm_name() or ""
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    pid_property = window.get_full_property(connection.intern_atom("_NET_WM_PID"), Xatom.CARDINAL)
+    pid = int(pid_property.value[0]) if pid_property is not None and len(pid_property.value) else None
+    return XWindow(window.id, name, tuple(window.get_wm_class() or ()), _box(connection, window), override_redirect,
+                   pid)
+
+
+# -- colours ---------------------------------------------------------------------------------------------------
+
+def parse_colour(colour: str) -> tuple[int, int, int]:
+    """"#e03e2d" -> (224, 62, 45)."""
+    text = colour.lstrip("#")
+    if len(text) != 6:
+        raise ValueError(f"not a #rrggbb colour: {colour!r}")
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+def colour_distance(first: tuple[int, int, int] | str, second: tuple[int, int, int] | str) -> int:
+    """The largest difference in any channel (0 = the same colour)."""
+    a = parse_colour(first) if isinstance(first, str) else first
+    b = parse_colour(second) if isinstance(second, str) else second
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
+def close_to(colour: tuple[int, int, int] | str | None, expected: tuple[int, int, int] | str,
+             tolerance: int = 12) -> bool:
+    """`colour` is within `tolerance` of `expected` in every channel (None — no colour — is never close)."""
+    return colour is not None and colour_distance(colour, expected) <= tolerance
+
+
+def dominant_colour(image: Any, min_saturation: float = 0.35, min_value: int = 50,
+                    min_pixels: int = 12) -> tuple[int, int, int] | None:
+    """The most common saturated colour of an image, None when fewer than `min_pixels` pixels are saturated.
+
+    Greys (a panel, white text and outlines, black) are left out, and so are the blends at the icon's
+    anti-aliased edges, which each occur rarely: what remains is the fill of a coloured icon.
+    """
+    rgb = image.convert("RGB")
+    counts: Counter = Counter()
+    for count, (red, green, blue) in rgb.getcolors(maxcolors=rgb.width * rgb.height) or ():
+        high, low = max(red, green, blue), min(red, green, blue)
+        if high >= min_value and (high - low) / high >= min_saturation:
+            counts[(red, green, blue)] += count
+    if sum(counts.values()) < min_pixels:
+        return None
+    return counts.most_common(1)[0][0]
 
 
 def stop_process(process: subprocess.Popen, grace: float = 5.0, close: bool = True) -> None:
