@@ -5,6 +5,8 @@
         requests.post(am.url + "/api/v2/alerts", json=[...])
         am.alerts(active=True)          # GET /api/v2/alerts?active=true -> list of alerts
 
+    AlertmanagerPeer(config=YAML_TEXT)  # a configuration of your own (e.g. a webhook receiver) instead of CONFIG
+
 Config, storage and log live in a private temp directory; the cluster listener is switched off (an empty
 `--cluster.listen-address`), so nothing listens outside loopback. Every wait is bounded.
 """
@@ -70,8 +72,10 @@ def _flag(value: bool | None) -> str | None:
 class AlertmanagerPeer:
     """Context manager running one Alertmanager; `.url` is its base URL, `.alerts()` reads its alerts."""
 
-    def __init__(self, resolve_timeout: str = "5m", port: int | None = None, attempts: int = 3):
+    def __init__(self, resolve_timeout: str = "5m", port: int | None = None, attempts: int = 3,
+                 config: str | None = None):
         self.resolve_timeout = resolve_timeout
+        self.config = config  # full alertmanager.yml text; None: CONFIG with resolve_timeout
         self.port = port
         self.attempts = attempts if port is None else 1
         self.process: subprocess.Popen | None = None
@@ -94,7 +98,8 @@ class AlertmanagerPeer:
         self._dir = tempfile.TemporaryDirectory(prefix="tray-alerts-am-")
         root = Path(self._dir.name)
         config = root / "am.yml"
-        config.write_text(CONFIG.format(resolve_timeout=self.resolve_timeout))
+        config.write_text(self.config if self.config is not None
+                          else CONFIG.format(resolve_timeout=self.resolve_timeout))
         fixed_port = self.port
         problem = ""
         try:

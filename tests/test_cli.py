@@ -89,3 +89,98 @@ def test_run_stops_cleanly_on_sigterm(settings_file):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_config_option_works_before_and_after_the_command(tmp_path):
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                        "delivery_timeout = 7s\n")
+    for args in (("--config", str(settings), "check-config"), ("check-config", "--config", str(settings))):
+        result = subprocess.run([sys.executable, "-m", "tray_alerts", *args], capture_output=True, text=True,
+                                env={k: v for k, v in os.environ.items() if k != "TRAY_ALERTS_CONFIG"}, timeout=60)
+        assert result.returncode == 0 and "delivery timeout: 7 s" in result.stdout
+
+
+def _free_port():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _first_line(process, timeout):
+    """The process's first stdout line, or '' if none comes within `timeout` s (a reader thread keeps it bounded)."""
+    import queue
+    import threading
+
+    lines = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
+
+
+def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
+    import signal
+    import stat
+
+    port = _free_port()
+    settings = tmp_path / "settings.ini"
+    settings.write_text(
+        f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'log' / 'app.log'}\napi_port = {port}\n"
+        f"[channel.log]\nfile = {tmp_path / 'alerts.log'}\n[channel.desktop]\nenabled = no\n"
+        "[monitor.disk_root]\nenabled = no\n[monitor.nightly]\ntype = heartbeat\nmax_age = 26h\n")
+    env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
+    app = subprocess.Popen([sys.executable, "-m", "tray_alerts", "run", "--headless"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = _first_line(app, timeout=20)
+        assert "running headless" in line and f"push API on 127.0.0.1:{port}" in line, (line, app.poll())
+        token_file = tmp_path / "state" / "api-token"
+        assert token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+        raised = cli(settings, "raise", "backup/nightly job", "critical", "backup failed", "host=nas")
+        assert raised.returncode == 0, raised.stderr
+        assert "backup/nightly job: critical alert sent [the running app]" in raised.stdout
+        assert "log: delivered" in raised.stdout and "not running" not in raised.stdout
+        again = cli(settings, "raise", "backup/nightly job", "error", "still failing")
+        assert again.returncode == 0 and "debounced, nothing sent" in again.stdout
+        status = cli(settings, "status")
+        assert status.returncode == 0, status.stderr
+        assert "1 active alert" in status.stdout
+        for text in ("backup/nightly job", "critical", "backup failed"):
+            assert text in status.stdout
+        logged = (tmp_path / "alerts.log").read_text().splitlines()
+        assert len(logged) == 1 and "[CRITICAL] backup failed" in logged[0] and "host=nas" in logged[0]
+
+        cleared = cli(settings, "clear", "backup/nightly job", "backup done")
+        assert cleared.returncode == 0, cleared.stderr
+        assert "backup/nightly job: cleared, recovery sent [the running app]" in cleared.stdout
+        assert "log: delivered" in cleared.stdout
+        assert "All clear" in cli(settings, "status").stdout
+        assert "not active — nothing sent" in cli(settings, "clear", "backup/nightly job").stdout
+        logged = (tmp_path / "alerts.log").read_text().splitlines()
+        assert len(logged) == 2 and "[RESOLVED] backup done" in logged[1]
+
+        pinged = cli(settings, "ping", "nightly")
+        assert pinged.returncode == 0 and pinged.stdout.strip() == "nightly: pinged [the running app]"
+        assert "last ping" in cli(settings, "check").stdout
+
+        refused = cli(settings, "raise", "   ", "info", "m")  # the app's 400 comes back as a one-line usage error
+        assert refused.returncode == 2 and "event id must be a non-empty string" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+        assert app.poll() is None, "the app stopped by itself"
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(timeout=15) == 0
+        history = cli(settings, "history", "--event", "backup/nightly job").stdout
+        assert "fired" in history and "cleared" in history
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(timeout=10)
+        app.stdout.close()
+        app.stderr.close()

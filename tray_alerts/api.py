@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from .engine import Engine
-from .model import Level, context_arguments
+from .model import Level, check_event, context_arguments
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class PushApi:
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="push-api", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="push-api", daemon=True)
         self._thread.start()
         log.info("push API listening on 127.0.0.1:%d", self.port)
 
@@ -154,13 +155,18 @@ class PushApi:
         if not isinstance(alerts, list):
             raise ApiError(HTTPStatus.BAD_REQUEST, "not an Alertmanager webhook: field 'alerts' must be a list")
         raised = cleared = 0
-        for index, item in enumerate(alerts):
+        for index, item in enumerate(alerts):  # check every alert first, so a bad one changes nothing
             if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
                 raise ApiError(HTTPStatus.BAD_REQUEST, f"alerts[{index}]: needs an object with 'labels'")
+            try:
+                check_event(_am_event({str(k): str(v) for k, v in item["labels"].items()}))
+            except ValueError as error:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"alerts[{index}]: {error}") from None
+        for item in alerts:
             labels = {str(k): str(v) for k, v in item["labels"].items()}
             annotations = item.get("annotations") if isinstance(item.get("annotations"), dict) else {}
             name = labels.get("alertname") or "alertmanager"
-            event = f"{name}@{labels['instance']}" if labels.get("instance") else name
+            event = _am_event(labels)
             if item.get("status") == "resolved":
                 self.engine.clear_alert(event, "resolved in Alertmanager")
                 cleared += 1
@@ -195,6 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        self._body_read = False
         try:
             if not self.api.authorised(self.headers.get("Authorization")):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer TOKEN; the"
@@ -206,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # never let a bad request take the server down
             log.exception("push API: %s %s failed", method, self.path)
             status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(error).__name__}"}
+        if not self._body_read and (self.headers.get("Transfer-Encoding")
+                                    or (self.headers.get("Content-Length") or "0").strip() != "0"):
+            self.close_connection = True  # a body left unread would be taken for the next request on this connection
         self._reply(status, payload)
 
     def _body(self) -> Any:
@@ -219,6 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {MAX_BODY} bytes")
         raw = self.rfile.read(length) if length > 0 else b""
+        self._body_read = True
         if not raw.strip():
             return None
         try:
@@ -240,6 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("push API: " + format, *args)
+
+
+def _am_event(labels: dict[str, str]) -> str:
+    """The event id of an Alertmanager alert: `ALERTNAME@INSTANCE`, or the alertname alone."""
+    name = labels.get("alertname") or "alertmanager"
+    return f"{name}@{labels['instance']}" if labels.get("instance") else name
 
 
 def _object(body: Any, allow_empty: bool = False) -> dict:
