@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_net import isolated_secrets, stalling_server  # noqa: F401  (fixtures shared by the test files)
 from tray_alerts import Alert, DeliveryError, Engine
 
 

@@ -11,7 +11,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from helpers_net import SHORT_TIMEOUT, disk_alert, free_port, isolated_secrets, send_failure  # noqa: F401
+from helpers_net import SHORT_TIMEOUT, disk_alert, free_port, send_failure
 from tray_alerts.channels import build_channel
 from tray_alerts.channels.base import NotConfigured, SettingError
 from tray_alerts.channels.email import EmailChannel

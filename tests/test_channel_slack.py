@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from helpers_net import (SHORT_TIMEOUT, assert_secret_free, dead_url, disk_alert, echoing_handler,  # noqa: F401
-                         isolated_secrets, send_failure, stalling_server)
+from helpers_net import (SHORT_TIMEOUT, assert_secret_free, dead_url, disk_alert, echoing_handler,
+                         send_failure)
 from tray_alerts.channels import build_channel
 from tray_alerts.channels.base import NotConfigured, SettingError
 from tray_alerts.channels.slack import SlackChannel

@@ -5,8 +5,7 @@ import base64
 
 import pytest
 
-from helpers_net import (SHORT_TIMEOUT, assert_secret_free, dead_url, disk_alert, isolated_secrets,  # noqa: F401
-                         send_failure, stalling_server)
+from helpers_net import SHORT_TIMEOUT, assert_secret_free, dead_url, disk_alert, send_failure
 from tray_alerts.channels import build_channel
 from tray_alerts.channels.base import DeliveryError, NotConfigured, SettingError
 from tray_alerts.channels.sms import MAX_BODY, SmsChannel

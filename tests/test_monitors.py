@@ -10,14 +10,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import psutil
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tray_alerts.channels.base import SettingError
@@ -200,25 +198,6 @@ def test_disk_on_a_real_path(tmp_path):
 # ---- http ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def slow_server():
-    """A threaded HTTPServer of its own on 127.0.0.1 whose handler holds each request until teardown, so a held
-    request cannot block the shared server or show up in another test's log."""
-    release = threading.Event()
-
-    def hold(request: Request) -> Response:
-        release.wait(10.0)
-        return Response("too late", status=200)
-
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.expect_request(re.compile(".*")).respond_with_handler(hold)
-    server.start()
-    yield server
-    release.set()
-    server.clear()
-    server.stop()
-
-
 def test_http_flips_between_ok_and_bad_with_the_server(httpserver_ipv4):
     state = {"status": 200}
     httpserver_ipv4.expect_request("/health").respond_with_handler(
@@ -342,15 +321,15 @@ def test_http_refused_connection():
     assert reading.value is None
 
 
-def test_http_no_answer_within_the_timeout(slow_server):
-    monitor = build("http", url=slow_server.url_for("/slow"), timeout="500ms")
+def test_http_no_answer_within_the_timeout(stalling_server):
+    monitor = build("http", url=stalling_server.url_for("/slow"), timeout="500ms")
     assert monitor.timeout == 0.5
     started = time.monotonic()
     reading = monitor.check()
     assert time.monotonic() - started < 5.0
     assert reading.level is Level.ERROR
     assert reading.summary.startswith("no answer within ")
-    assert reading.context == {"url": slow_server.url_for("/slow")}
+    assert reading.context == {"url": stalling_server.url_for("/slow")}
 
 
 def sleepy(seconds: float):

@@ -4,7 +4,6 @@ import socket
 import threading
 import time
 
-import pytest
 from werkzeug import Request, Response
 
 from tray_alerts import Engine, Level

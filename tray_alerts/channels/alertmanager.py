@@ -8,8 +8,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from ..model import Alert
-from ..values import parse_duration
-from .base import SettingError, require
+from .base import duration_option, require
 from .http import check_url, post
 
 TIMEOUT = 10.0
@@ -37,11 +36,7 @@ class AlertmanagerChannel:
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> AlertmanagerChannel:
         """Built from [channel.NAME]: url (required), refresh (how often firing alerts are re-posted)."""
-        try:
-            refresh = parse_duration(options.get("refresh", "").strip() or "60s")
-        except ValueError as error:
-            raise SettingError("refresh", str(error)) from None
-        return cls(name, require(options, "url"), refresh)
+        return cls(name, require(options, "url"), duration_option(options, "refresh", "60s"))
 
     @staticmethod
     def labels(alert: Alert) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Mapping, Protocol, runtime_checkable
 
 from ..model import Alert
+from ..values import parse_duration
 
 
 @runtime_checkable
@@ -45,3 +46,11 @@ def require(options: Mapping[str, str], key: str) -> str:
     if not value:
         raise NotConfigured(f"{key} is empty")
     return value
+
+
+def duration_option(options: Mapping[str, str], key: str, default: str) -> float:
+    """A duration setting (`10s`, `1m`) in seconds, or SettingError naming the key."""
+    try:
+        return parse_duration(options.get(key, "").strip() or default)
+    except ValueError as error:
+        raise SettingError(key, str(error)) from None

@@ -13,8 +13,7 @@ from typing import Mapping
 from ..display import title
 from ..icons import level_icon_path
 from ..model import Alert, Level, truncate
-from ..values import parse_duration
-from .base import DeliveryError, SettingError
+from .base import DeliveryError, duration_option
 
 APP_NAME = "tray-alerts"
 MAX_BODY = 1000
@@ -31,11 +30,7 @@ class DesktopChannel:
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> DesktopChannel:
         """Built from [channel.NAME]: timeout (how long a pop-up stays)."""
-        try:
-            timeout = parse_duration(options.get("timeout", "").strip() or "10s")
-        except ValueError as error:
-            raise SettingError("timeout", str(error)) from None
-        return cls(name, timeout)
+        return cls(name, duration_option(options, "timeout", "10s"))
 
     @staticmethod
     def body(alert: Alert) -> str:
