@@ -62,7 +62,7 @@ def test_send_posts_the_payload_to_the_webhook(server, slack):
 
 @pytest.mark.parametrize(("level", "colour"), [
     (Level.INFO, "#2f80ed"),
-    (Level.WARNING, "#f2a900"),
+    (Level.WARNING, "#d97706"),
     (Level.ERROR, "#e03e2d"),
     (Level.CRITICAL, "#8b0000"),
 ])

@@ -47,7 +47,8 @@ def _cell(value: object, max_width: int) -> str:
     text = "" if value is None else " ".join(str(value).split())
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
-LEVEL_COLOURS = {"info": "#2f80ed", "warning": "#f2a900", "error": "#e03e2d", "critical": "#8b0000"}
+# White text on each stays readable (contrast >= 3:1), which is why warning is a deep amber.
+LEVEL_COLOURS = {"info": "#2f80ed", "warning": "#d97706", "error": "#e03e2d", "critical": "#8b0000"}
 RESOLVED_COLOUR = "#2eb67d"
 
 

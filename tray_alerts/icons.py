@@ -6,12 +6,13 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .display import LEVEL_COLOURS, RESOLVED_COLOUR
 from .model import Level
 
 ASSETS = Path(__file__).with_name("assets")
-CLEAR_COLOUR = "#2eb67d"
+CLEAR_COLOUR = RESOLVED_COLOUR
 SNOOZED_COLOUR = "#8a8f98"
-ICON_COLOURS = {Level.INFO: "#2f80ed", Level.WARNING: "#f2a900", Level.ERROR: "#e03e2d", Level.CRITICAL: "#8b0000"}
+ICON_COLOURS = {level: LEVEL_COLOURS[level.value] for level in Level}
 
 
 def icon_colour(worst: Level | None, snoozed: bool = False) -> str:

@@ -70,8 +70,9 @@ def tooltip(state: TrayState) -> str:
         return f"tray-alerts — all clear{snoozed}"
     listed = ", ".join(f"{record.event} ({record.level.value})" for record in state.active)
     text = f"tray-alerts — {len(state.active)} active: {listed}"
-    if len(text) > MAX_TOOLTIP:
-        text = text[: MAX_TOOLTIP - 1] + "…"
+    limit = MAX_TOOLTIP - len(snoozed)  # the whole tooltip, suffix included, stays within MAX_TOOLTIP
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
     return text + snoozed
 
 
@@ -165,7 +166,7 @@ def describe_history(entry: HistoryEntry) -> str:
 
 def next_morning(now: float, hour: int = 9) -> float:
     """Tomorrow at 09:00 local time."""
-    tomorrow = datetime.fromtimestamp(now).astimezone() + timedelta(days=1)
+    tomorrow = datetime.fromtimestamp(now) + timedelta(days=1)  # naive local: timestamp() applies tomorrow's DST
     return tomorrow.replace(hour=hour, minute=0, second=0, microsecond=0).timestamp()
 
 
