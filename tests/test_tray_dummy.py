@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -185,3 +186,63 @@ def test_a_lazy_pystray_menu_like_the_trays_rebuilds_from_state(rec, icon):
     assert "Clear all" not in [item.text for item in visible]
     assert visible[-1].text == "Quit"
     pystray.Icon("lazy-test", menu=lazy)  # accepted by the (dummy) Icon without running it
+
+
+# ---- Tray itself (built on the dummy backend, never run) ---------------------------------------------------
+
+def _settings_file(tmp_path, port: int, extra: str = "") -> str:
+    path = tmp_path / "settings.ini"
+    path.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                    f"api_port = {port}\n[channel.desktop]\nenabled = no\n[monitor.disk_root]\nenabled = no\n"
+                    f"type = disk\n{extra}")
+    return str(path)
+
+
+@pytest.fixture
+def built_tray(tmp_path, monkeypatch):
+    from helpers_net import free_port
+    from tray_alerts.config import load_settings
+
+    # the dummy backend cannot draw: refreshing the icon is the real backends' business (see test_tray_e2e)
+    monkeypatch.setattr(tray.Tray, "refresh", lambda self, *args: None)
+    config = _settings_file(tmp_path, free_port())
+    built = tray.Tray(load_settings(config), config)
+    built.app.start()
+    yield built, config
+    built.quit()
+
+
+def test_a_bad_settings_file_on_reload_keeps_the_running_app_and_says_why(built_tray, monkeypatch):
+    built, config = built_tray
+    told: list[str] = []
+    monkeypatch.setattr(built, "tell", told.append)
+    before = built.app
+    with open(config, "a") as file:
+        file.write("[routing]\ncritical = log, smss\n")
+    built.reload()
+    assert built.app is before
+    assert len(told) == 1 and "Settings not reloaded" in told[0] and "unknown channel 'smss'" in told[0]
+
+
+def test_a_good_settings_file_on_reload_replaces_the_app(built_tray):
+    built, config = built_tray
+    before = built.app
+    with open(config, "a") as file:
+        file.write("[monitor.backup]\ntype = file_age\npath = /nonexistent/backup\nwarning = 1d\n")
+    built.reload()
+    assert built.app is not before and "backup" in built.app.settings.monitors
+    built.app.engine.raise_alert("reloaded", "error", "the new app works")
+    assert "reloaded" in [a.event for a in built.app.engine.active()]
+
+
+def test_clear_from_the_menu_sends_the_recovery_as_cleared_by_hand(built_tray):
+    built, _ = built_tray
+    engine = built.app.engine
+    engine.raise_alert("disk_full", "error", "disk at 96%")
+    built.clear("disk_full")
+    deadline = time.time() + 5
+    while engine.active() and time.time() < deadline:
+        time.sleep(0.01)
+    assert engine.active() == []
+    cleared = [h for h in engine.history(event="disk_full") if h.kind == "cleared"]
+    assert cleared and cleared[0].message == "cleared by hand"
