@@ -380,7 +380,7 @@ def test_a_body_just_under_the_limit_is_read(api, engine):
 
 @pytest.mark.parametrize("method, path", [
     ("GET", "/"), ("GET", "/v2/alerts"), ("GET", "/v1/nowhere"), ("POST", "/v1/status"), ("DELETE", "/v1/alerts"),
-    ("PUT", "/v1/alerts"), ("GET", "/v1/alerts/disk_full/clear"), ("POST", "/v1/alerts/disk_full/mute"),
+    ("PUT", "/v1/alerts"), ("GET", "/v1/alerts/disk_full/clear"), ("POST", "/v1/alerts/disk_full/snore"),
     ("POST", "/v1/ping"), ("GET", "/v1/alertmanager"),
 ])
 def test_unknown_paths_and_methods_are_404(api, engine, method, path):

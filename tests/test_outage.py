@@ -12,7 +12,8 @@ from tray_alerts.outbox import RetryPolicy
 
 
 class SlackStandIn:
-    """Answers like Slack's webhook endpoint in the phase it is put in; keeps every accepted payload."""
+    """Answers like Slack's webhook endpoint in the phase it is put in; keeps every accepted alert (a backlog may
+    arrive grouped: one message with an attachment per alert)."""
 
     def __init__(self):
         self.phase = "ok"
@@ -28,7 +29,7 @@ class SlackStandIn:
             if self.phase == "429":
                 self.answers.append(429)
                 return Response("rate_limited", status=429, headers={"Retry-After": "1"})
-            self.accepted.append(request.get_json())
+            self.accepted.extend(request.get_json()["attachments"])
             self.answers.append(200)
             return Response("ok", status=200)
 
@@ -87,8 +88,8 @@ def test_everything_arrives_once_and_in_order_after_an_outage(httpserver_ipv4, t
         engine.close()
 
     received: dict[str, list[str]] = {}
-    for payload in stand_in.accepted:
-        tag, event = payload["attachments"][0]["title"].split(" · ")  # "ERROR · svc1" / "RESOLVED · svc0"
+    for attachment in stand_in.accepted:
+        tag, event = attachment["title"].split(" · ")  # "ERROR · svc1" / "RESOLVED · svc0"
         received.setdefault(event, []).append(tag)
     assert received == {event: [("RESOLVED" if kind.startswith("resolved") else kind.split(":")[1].upper())
                                 for kind in kinds] for event, kinds in expected.items()}

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from .engine import Engine
 from .model import Level, check_event, context_arguments
+from .values import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class PushApi:
             return HTTPStatus.OK, self.raise_alert(_object(body))
         if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] == "clear" and method == "POST":
             return HTTPStatus.OK, self.clear_alert(parts[2], _object(body, allow_empty=True))
+        if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] in ("mute", "unmute") and method == "POST":
+            return HTTPStatus.OK, self.mute(parts[2], parts[3] == "mute", _object(body, allow_empty=True))
         if len(parts) == 3 and parts[:2] == ["v1", "ping"] and method == "POST":
             return HTTPStatus.OK, self.ping(parts[2])
         if parts == ["v1", "alertmanager"] and method == "POST":
@@ -109,8 +113,10 @@ class PushApi:
         raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
 
     def list_alerts(self) -> list[dict]:
+        mutes = self.engine.mutes()
         return [{**record.alert().to_dict(), "since": record.since, "seen": record.seen,
-                 "last_seen": record.last_seen} for record in self.engine.active_events()]
+                 "last_seen": record.last_seen, "muted_until": mutes.get(record.event)}
+                for record in self.engine.active_events()]
 
     def raise_alert(self, body: dict) -> dict:
         event = _field(body, "event", str)
@@ -140,6 +146,21 @@ class PushApi:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
         return {"event": event, "status": "cleared" if was_active else "not active", "delivered": delivered,
                 "details": self.engine.delivery_details(event, delivered)}
+
+    def mute(self, event: str, on: bool, body: dict) -> dict:
+        """Hold one event's notifications for a while (`{"for": "1h"}`), or stop holding them."""
+        until = None
+        if on:
+            length = body.get("for", "1h")
+            try:
+                until = time.time() + parse_duration(str(length))
+            except ValueError as error:
+                raise ApiError(HTTPStatus.BAD_REQUEST, f"field 'for': {error}") from None
+        try:
+            self.engine.mute(event, until)
+        except ValueError as error:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
+        return {"event": event, "muted_until": until}
 
     def ping(self, name: str) -> dict:
         if name not in self._heartbeats():
@@ -234,8 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         try:
             return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer too long to convert
             raise ApiError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON: nested too deeply") from None
 
     def _reply(self, status: HTTPStatus, payload: dict | list) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode()

@@ -17,6 +17,7 @@ from .delivery import Dispatcher
 from .model import Alert, Level, context_arguments
 from .state import ActiveEvent, ChannelHealth, StateError, from_timestamp
 from .client import ApiClient, ApiFailed, AppNotRunning
+from .values import parse_duration
 from .wiring import build_channels, build_engine, build_runner
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     clear = command("clear", _clear, "clear an active alert and send its recovery")
     clear.add_argument("event")
     clear.add_argument("message", nargs="?", default="recovered")
+    mute = command("mute", _mute, "hold one event's notifications for a while (it stays active and shown)")
+    mute.add_argument("event")
+    mute.add_argument("duration", help="how long, e.g. 30m, 2h, 1d")
+    unmute = command("unmute", _mute, "send one event's notifications again (and what was held)")
+    unmute.add_argument("event")
     ping = command("ping", _ping, "ping a heartbeat monitor (e.g. at the end of a cron job)")
     ping.add_argument("name", help="a [monitor.NAME] of type heartbeat")
     command("check", _check, "run every monitor once and show what it sees (raises nothing)")
@@ -209,6 +215,35 @@ def _clear(args: argparse.Namespace, settings: Settings) -> int:
         _print_results(results, details)
     else:
         print(f"{args.event}: cleared — no channel had been told, so no recovery was sent [{where}]")
+    return EXIT_OK
+
+
+def _mute(args: argparse.Namespace, settings: Settings) -> int:
+    length = getattr(args, "duration", None)
+    try:
+        until = time.time() + parse_duration(length) if length else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    try:
+        ApiClient.for_settings(settings).mute(args.event, length)
+        where = "the running app"
+    except AppNotRunning:
+        with _engine(settings) as engine:
+            try:
+                engine.mute(args.event, until)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+        where = "here (tray-alerts is not running)"
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except ApiFailed as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if until:
+        print(f"{args.event}: muted until {clock(from_timestamp(until), seconds=False)} — it stays active and"
+              f" shown; its notifications wait [{where}]")
+    else:
+        print(f"{args.event}: unmuted — anything held goes out now [{where}]")
     return EXIT_OK
 
 

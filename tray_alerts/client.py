@@ -57,5 +57,9 @@ class ApiClient:
     def clear_alert(self, event: str, message: str) -> dict:
         return self.call("POST", f"/alerts/{quote(event, safe='')}/clear", {"message": message})
 
+    def mute(self, event: str, length: str | None) -> dict:
+        action = "mute" if length else "unmute"
+        return self.call("POST", f"/alerts/{quote(event, safe='')}/{action}", {"for": length} if length else {})
+
     def ping(self, name: str) -> dict:
         return self.call("POST", f"/ping/{quote(name, safe='')}")

@@ -14,7 +14,9 @@ from .monitors import MONITOR_TYPES, MonitorSpec, build_monitor
 from .model import Level
 from .paths import PACKAGED_SETTINGS, default_log_file, default_state_dir, user_config_file
 from .outbox import RetryPolicy
+from .reminders import ReminderPolicy
 from .routing import Routing
+from .storm import ChannelLimits
 from .values import parse_bool, parse_duration
 
 ENV_CONFIG = "TRAY_ALERTS_CONFIG"
@@ -30,6 +32,7 @@ ALERTS_KEYS = {
     "api_port": "port of the push API on 127.0.0.1",
 }
 DEFAULT_API_PORT = 47913
+CHANNEL_COMMON_KEYS = ("type", "enabled", "max_per_minute", "group_after", "group_window")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 T = TypeVar("T")
@@ -40,8 +43,16 @@ class ConfigError(Exception):
 
     def __init__(self, file: str | Path, problem: str, section: str | None = None, key: str | None = None):
         where = str(file) + (f" [{section}]" if section else "") + (f" {key}" if key else "")
-        super().__init__(f"{where}: {problem}")
+        super().__init__(_printable(f"{where}: {problem}"))
         self.file, self.section, self.key, self.problem = str(file), section, key, problem
+
+
+def _printable(text: str) -> str:
+    """The text with control characters (a \\r or an escape sequence in a section name, say) shown as escapes, so
+    the error stays one harmless line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class ChannelSettings:
     files: dict[str, Path]
     section_file: Path
     enabled: bool = True
+    limits: ChannelLimits = field(default_factory=ChannelLimits)
 
     @property
     def section(self) -> str:
@@ -87,6 +99,7 @@ class Settings:
     channels: dict[str, ChannelSettings] = field(default_factory=dict)
     monitors: dict[str, MonitorSpec] = field(default_factory=dict)
     api_port: int = 0
+    reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
 
     @property
     def state_path(self) -> Path:
@@ -104,7 +117,8 @@ def find_settings_file(explicit: str | Path | None = None) -> Path | None:
         if candidate:
             path = Path(candidate).expanduser()
             if not path.is_file():
-                raise ConfigError(path, f"file not found (given by {origin})")
+                problem = "a folder, not a settings file" if path.is_dir() else "file not found"
+                raise ConfigError(path, f"{problem} (given by {origin})")
             return path
     path = user_config_file()
     return path if path.is_file() else None
@@ -153,7 +167,9 @@ def _read_file(path: Path) -> dict[str, dict[str, str]]:
     except configparser.DuplicateOptionError as error:
         raise ConfigError(path, f"line {error.lineno}: key appears twice", error.section, error.option) from None
     except configparser.ParsingError as error:
-        lineno, line = error.errors[0]
+        lineno = error.errors[0][0]  # the line as configparser keeps it is already repr()'d (in some versions)
+        lines = text.split("\n")  # configparser counts lines split at \n only
+        line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
         raise ConfigError(path, f"line {lineno}: not `key = value`: {line.strip()[:60]!r}") from None
     except configparser.Error as error:
         raise ConfigError(path, str(error).splitlines()[0]) from None
@@ -168,9 +184,10 @@ def _substitute(text: str, env: Mapping[str, str]) -> str:
 def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files: dict[str, Path]) -> Settings:
     for section in merged:
         kind, _, name = section.partition(".")
-        if section not in ("alerts", "routing") and (kind not in ("channel", "monitor") or not name.strip()):
-            raise ConfigError(section_files[section], "unknown section (known: alerts, routing, channel.NAME,"
-                              " monitor.NAME)", section)
+        if section not in ("alerts", "routing", "reminders") and (kind not in ("channel", "monitor")
+                                                                  or not name.strip()):
+            raise ConfigError(section_files[section], "unknown section (known: alerts, routing, reminders,"
+                              " channel.NAME, monitor.NAME)", section)
     alerts = merged.get("alerts", {})
     for key, value in alerts.items():
         if key not in ALERTS_KEYS:
@@ -189,6 +206,7 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
                           longest=_typed(alerts, "retry_backoff_max", parse_duration, 600.0),
                           expiry=_typed(alerts, "delivery_expiry", parse_duration, 86400.0)),
         api_port=_typed(alerts, "api_port", _port, DEFAULT_API_PORT),
+        reminders=_reminders(merged.get("reminders", {}), monitors),
         routing=routing,
         channels=channels,
         monitors=monitors,
@@ -236,9 +254,12 @@ def _channels(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
                               f"unknown channel type {type_name!r} (known: {', '.join(CHANNEL_TYPES)})",
                               section, "type" if type_value else None)
         enabled = _typed(items, "enabled", parse_bool, True, section)
-        options = {key: value.text for key, value in items.items() if key not in ("type", "enabled")}
+        limits = ChannelLimits(max_per_minute=_typed(items, "max_per_minute", _count, 0, section),
+                               group_after=_typed(items, "group_after", _count, 0, section),
+                               group_window=_typed(items, "group_window", parse_duration, 30.0, section))
+        options = {key: value.text for key, value in items.items() if key not in CHANNEL_COMMON_KEYS}
         channels[name] = ChannelSettings(name, type_name, options, {k: v.file for k, v in items.items()},
-                                         section_files[section], enabled)
+                                         section_files[section], enabled, limits)
     return channels
 
 
@@ -269,6 +290,27 @@ def _monitors(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
                                   section, "channels")
         monitors[name] = spec
     return monitors
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(text)
+
+
+def _reminders(items: dict[str, Value], monitors: dict[str, MonitorSpec]) -> ReminderPolicy:
+    """[reminders] level = duration (or off), and each monitor's remind_every."""
+    levels = {}
+    for key, value in items.items():
+        try:
+            level = Level.parse(key)
+        except ValueError as error:
+            raise ConfigError(value.file, str(error), "reminders", key) from None
+        text = value.text.strip().lower()
+        if text and text not in ("off", "no", "never"):
+            levels[level] = _typed(items, key, parse_duration, 0.0, "reminders")
+    events = {name: spec.remind_every for name, spec in monitors.items() if spec.remind_every}
+    return ReminderPolicy(levels, events)
 
 
 def _routing(items: dict[str, Value], channels: dict[str, ChannelSettings]) -> Routing:

@@ -31,10 +31,13 @@ class Outcome:
 LateCallback = Callable[[str, Outcome], None]
 
 
-def attempt(channel: Channel, alert: Alert) -> Outcome:
-    """Call channel.send once and turn whatever happens into an Outcome."""
+def attempt(channel: Channel, alert: Alert | list[Alert]) -> Outcome:
+    """Call channel.send once (send_many for a list) and turn whatever happens into an Outcome."""
     try:
-        result = channel.send(alert)
+        if isinstance(alert, list):
+            result = channel.send_many(alert)  # type: ignore[attr-defined]
+        else:
+            result = channel.send(alert)
     except DeliveryError as error:
         return Outcome(False, redact(error.message), error.retryable, error.retry_after)
     except Exception as error:  # a channel bug must not take the engine down
@@ -54,8 +57,8 @@ class ChannelWorker:
         self._thread = threading.Thread(target=self._run, name=f"channel-{channel.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, alert: Alert) -> Future:
-        """Queue an alert; the future's result is its Outcome."""
+    def submit(self, alert: Alert | list[Alert]) -> Future:
+        """Queue an alert (or a list, for send_many); the future's result is its Outcome."""
         future: Future = Future()
         self._queue.put((future, alert))
         return future
@@ -92,8 +95,8 @@ class Dispatcher:
                 worker = self._workers[name] = ChannelWorker(self.channels[name])
             return worker
 
-    def submit(self, name: str, alert: Alert) -> Future:
-        """Queue one alert for one channel without waiting."""
+    def submit(self, name: str, alert: Alert | list[Alert]) -> Future:
+        """Queue one alert (or a list, for send_many) for one channel without waiting."""
         return self._worker(name).submit(alert)
 
     def deliver(self, alert: Alert, names: Iterable[str], on_late: LateCallback | None = None) -> dict[str, Outcome]:

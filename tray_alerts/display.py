@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from .model import Alert
+if TYPE_CHECKING:
+    from .model import Alert
 
 
 def clock(moment: datetime, now: datetime | None = None, seconds: bool = True) -> str:

@@ -8,15 +8,17 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .channels.base import Channel
 from .delivery import Dispatcher, Outcome
 from .display import clock
-from .outbox import HELD_PREFIX, Outbox, RetryPolicy
+from .outbox import HELD_PREFIX, MUTED_PREFIX, Outbox, RetryPolicy
+from .reminders import Reminder, ReminderPolicy
 from .model import Alert, Level, check_event, clean_context, clean_message
 from .paths import default_state_path
 from .routing import Routing
+from .storm import ChannelLimits, StormControl
 from .state import ActiveEvent, ChannelHealth, HistoryEntry, OutboxEntry, StateStore, from_timestamp
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ class Engine:
         unavailable: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
         retry_in_background: bool = True,
+        quiet_channels: Iterable[str] = (),
+        limits: Mapping[str, ChannelLimits] | None = None,
+        reminders: ReminderPolicy | None = None,
     ):
         self.channels: dict[str, Channel] = dict(channels)
         self.routing = Routing.coerce(routing)
@@ -56,11 +61,17 @@ class Engine:
         self._flush_timer: threading.Timer | None = None
         self._subscribers: list[Callable[[], None]] = []
         self._skipped: set[str] = set()
+        self.quiet_channels = frozenset(quiet_channels)  # never held by a snooze or mute (the log)
         self._snoozed_until: float | None = None
-        self._snooze_keep: set[str] = set()
+        self._mutes: dict[str, float] = self._store.load_mutes(time.time())
+        self._reminded: dict[tuple[str, float], float] = {}
+        self.storm = StormControl(limits or {}, self._send_summary)
+        self._reminder = Reminder(self, reminders) if reminders else None
         self._closed = False
         if retry_in_background:
             self.outbox.start()
+        if self._reminder is not None:
+            self._reminder.start()
         self._resume_channels()
 
     def _resume_channels(self) -> None:
@@ -146,7 +157,8 @@ class Engine:
                 self._dirty.pop(event, None)
             log.info("cleared %s (was %s): %s", event, record.level.value, message)
             self._notify()
-            resolved = Alert(event, record.level, message, dict(record.context), from_timestamp(now), resolved=True)
+            resolved = Alert(event, record.level, message, dict(record.context), from_timestamp(now), resolved=True,
+                             firing_for=now - record.since)
             told = [name for name in sorted(record.told) if name in self.channels]
             return self._deliver(resolved, told, record.since)
 
@@ -168,22 +180,36 @@ class Engine:
         """Fan out; queue retryable failures (and channels still holding older deliveries for this event) in the
         outbox; record every result and which channels now know of the firing."""
         waiting = self._store.outbox_channels(alert.event).intersection(names) if names else set()
-        until = self.snoozed_until
-        held = {name for name in names if name not in self._snooze_keep and name not in waiting} if until else set()
-        direct = [name for name in names if name not in waiting and name not in held]
-        outcomes = dict(self._dispatcher.deliver(alert, direct, lambda name, outcome: self._late(alert, since, name,
-                                                                                                   outcome)))
-        retry = {name: o for name, o in outcomes.items() if not o.ok and o.retryable and not o.running}
-        for name in waiting:
-            outcomes[name] = Outcome(False, "queued behind an earlier delivery that is waiting to be retried")
-        if retry or waiting:
-            self.outbox.add(alert, since, {**retry, **{name: outcomes[name] for name in waiting}})
-        if held:
-            reason = f"{HELD_PREFIX} until {clock(from_timestamp(until))}"  # type: ignore[arg-type]
-            self.outbox.add(alert, since, dict.fromkeys(held, reason), at=until)
-            outcomes.update(dict.fromkeys(held, Outcome(False, reason)))
-        told = self._mark_told(alert, since, {name for name, o in outcomes.items() if o.ok} | set(retry) | waiting
-                               | held)
+        outcomes: dict[str, Outcome] = {}
+        pending: set[str] = set(waiting)  # will be delivered later: they count as told
+        hold_until, hold_reason = self._hold(alert.event)
+        direct = []
+        for name in names:
+            if name in waiting:
+                outcomes[name] = Outcome(False, "queued behind an earlier delivery that is waiting to be retried")
+            elif hold_until and name not in self.quiet_channels:
+                outcomes[name] = Outcome(False, hold_reason)
+                self.outbox.add(alert, since, {name: hold_reason}, at=hold_until)
+                pending.add(name)
+            else:
+                decision = self.storm.decide(name, alert)
+                if decision.action == "send":
+                    direct.append(name)
+                elif decision.action == "group":
+                    outcomes[name] = Outcome(False, decision.reason)
+                    self.outbox.add(alert, since, {name: decision.reason}, at=decision.until)
+                    pending.add(name)
+                else:
+                    outcomes[name] = Outcome(False, decision.reason)
+        if waiting:
+            self.outbox.add(alert, since, {name: outcomes[name] for name in waiting})
+        outcomes.update(self._dispatcher.deliver(alert, direct, lambda name, outcome: self._late(alert, since, name,
+                                                                                                  outcome)))
+        retry = {name: o for name, o in outcomes.items()
+                 if name in direct and not o.ok and o.retryable and not o.running}
+        if retry:
+            self.outbox.add(alert, since, retry)
+        told = self._mark_told(alert, since, {name for name, o in outcomes.items() if o.ok} | set(retry) | pending)
         for name in retry:
             outcomes[name] = replace(outcomes[name], detail=f"{outcomes[name].detail} — will retry")
         self._queue(alert, since, outcomes, told)
@@ -265,7 +291,7 @@ class Engine:
                 details[entry.channel] = entry.detail
         return details
 
-    # ---- snooze ------------------------------------------------------------------------------------------
+    # ---- snooze and mute ----------------------------------------------------------------------------------
 
     @property
     def snoozed_until(self) -> float | None:
@@ -273,14 +299,77 @@ class Engine:
         until = self._snoozed_until
         return until if until is not None and until > time.time() else None
 
-    def snooze(self, until: float | None, keep: set[str] | frozenset[str] = frozenset()) -> None:
-        """Hold deliveries to every channel but `keep` (the log) until `until`; None resumes and sends what was
-        held. Alerts are still recorded and shown while snoozed."""
-        self._snoozed_until, self._snooze_keep = until, set(keep)
+    def snooze(self, until: float | None, keep: Iterable[str] | None = None) -> None:
+        """Hold deliveries to every channel but the quiet ones (the log; or `keep`) until `until`; None resumes
+        and sends what was held. Alerts are still recorded and shown while snoozed."""
+        self._snoozed_until = until
+        if keep is not None:
+            self.quiet_channels = frozenset(keep)
         if until is None:
-            self.outbox.release_held()
+            self.outbox.release_held(HELD_PREFIX)
         log.info("notifications %s", f"snoozed until {clock(from_timestamp(until))}" if until else "resumed")
         self._notify()
+
+    def mute(self, event: str, until: float | None) -> None:
+        """Hold one event's notifications until `until` (it stays active and shown); None unmutes and sends what
+        was held."""
+        check_event(event)
+        with self._lock:
+            if until is None:
+                self._mutes.pop(event, None)
+            else:
+                self._mutes[event] = until
+        self._save(self._store.save_mute, event, until)
+        if until is None:
+            self.outbox.release_held(MUTED_PREFIX, event)
+        log.info("%s %s", event, f"muted until {clock(from_timestamp(until))}" if until else "unmuted")
+        self._notify()
+
+    def muted_until(self, event: str) -> float | None:
+        """When an event's mute ends, if it is muted."""
+        until = self._mutes.get(event)
+        return until if until is not None and until > time.time() else None
+
+    def mutes(self) -> dict[str, float]:
+        """Every event muted now, with when its mute ends."""
+        now = time.time()
+        with self._lock:
+            return {event: until for event, until in self._mutes.items() if until > now}
+
+    def _hold(self, event: str) -> tuple[float | None, str]:
+        """Until when (and why) deliveries for this event wait: the later of a snooze and the event's mute."""
+        snoozed, muted = self.snoozed_until, self.muted_until(event)
+        if not snoozed and not muted:
+            return None, ""
+        if (muted or 0) > (snoozed or 0):
+            return muted, f"{MUTED_PREFIX} until {clock(from_timestamp(muted))}"  # type: ignore[arg-type]
+        return snoozed, f"{HELD_PREFIX} until {clock(from_timestamp(snoozed))}"  # type: ignore[arg-type]
+
+    # ---- reminders and storm summaries ----------------------------------------------------------------------
+
+    def reminded_at(self, event: str, since: float) -> float:
+        """When the firing episode `since` of an event was last reminded of (0: never)."""
+        return self._reminded.get((event, since), 0.0)
+
+    def remind(self, event: str) -> dict[str, bool]:
+        """Send a reminder of an active event to the channels told of it, marked with how long it has fired."""
+        with self._event_lock(event):
+            record = self._active.get(event)
+            if record is None:
+                return {}
+            now = time.time()
+            self._reminded[(event, record.since)] = now
+            reminder = Alert(event, record.level, record.message, dict(record.context), from_timestamp(now),
+                             reminder=True, firing_for=now - record.since)
+            self._store.queue_note(reminder, "reminded", reminder.note() or "")
+            return self._deliver(reminder, [name for name in sorted(record.told) if name in self.channels],
+                                 record.since)
+
+    def _send_summary(self, name: str, summary: Alert) -> None:
+        """Storm control's summary of what a cap held back, straight to that channel."""
+        self._store.queue_note(summary, "summary", f"to {name}: {summary.message}")
+        if not self._closed:
+            self._dispatcher.submit(name, summary)
 
     def record_ping(self, name: str) -> None:
         """A heartbeat ping (from the push API or `tray-alerts ping`), kept in the state file."""
@@ -357,6 +446,8 @@ class Engine:
             return
         self.flush()
         self._closed = True
+        if self._reminder is not None:
+            self._reminder.stop()
         self.outbox.stop()
         busy = self._dispatcher.close()
         for name, channel in self.channels.items():

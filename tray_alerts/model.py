@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from .display import duration
+
 MAX_EVENT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 MAX_CONTEXT_ITEMS = 50
@@ -77,7 +79,9 @@ def utc_now() -> datetime:
 
 @dataclass
 class Alert:
-    """One notification about an event: a firing, an escalation or (resolved=True) a recovery."""
+    """One notification about an event: a firing, an escalation, a reminder or (resolved=True) a recovery.
+
+    `firing_for` (seconds) is set on recoveries and reminders: how long the event has been firing."""
 
     event: str
     level: Level
@@ -85,6 +89,8 @@ class Alert:
     context: dict = field(default_factory=dict)
     at: datetime = field(default_factory=utc_now)
     resolved: bool = False
+    reminder: bool = False
+    firing_for: float | None = None
 
     def __post_init__(self) -> None:
         self.level = Level.parse(self.level)
@@ -101,7 +107,16 @@ class Alert:
         clock = self.at.astimezone().strftime("%H:%M:%S")
         parts = [f"[{self.tag}] {self.message} ({clock})"]
         parts.extend(f"{key}={value}" for key, value in self.context.items())
-        return " ".join(parts)
+        note = self.note()
+        return " ".join(parts) + (f" — {note}" if note else "")
+
+    def note(self) -> str | None:
+        """`recovered after 42 min` on a recovery, `reminder: still firing after 2 h` on a reminder."""
+        if self.firing_for is None:
+            return None
+        if self.resolved:
+            return f"recovered after {duration(self.firing_for)}"
+        return f"reminder: still firing after {duration(self.firing_for)}" if self.reminder else None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (level as its name, time as ISO 8601)."""
@@ -112,6 +127,8 @@ class Alert:
             "context": dict(self.context),
             "at": self.at.isoformat(),
             "resolved": self.resolved,
+            **({"reminder": True} if self.reminder else {}),
+            **({"firing_for": self.firing_for} if self.firing_for is not None else {}),
         }
 
     @classmethod
@@ -124,6 +141,8 @@ class Alert:
             context=dict(data.get("context") or {}),
             at=datetime.fromisoformat(data["at"]),
             resolved=bool(data.get("resolved", False)),
+            reminder=bool(data.get("reminder", False)),
+            firing_for=data.get("firing_for"),
         )
 
 
@@ -144,8 +163,8 @@ def truncate(text: str, limit: int) -> str:
 
 
 def clean_message(message: Any) -> str:
-    """The message as a string of sane length."""
-    return truncate(message if isinstance(message, str) else str(message), MAX_MESSAGE_LENGTH)
+    """The message as a string of sane length that can be stored as UTF-8."""
+    return _encodable(truncate(message if isinstance(message, str) else str(message), MAX_MESSAGE_LENGTH))
 
 
 def clean_context(context: dict) -> dict:
@@ -155,7 +174,7 @@ def clean_context(context: dict) -> dict:
         if index >= MAX_CONTEXT_ITEMS:
             cleaned["…"] = f"{len(context) - MAX_CONTEXT_ITEMS} more items dropped"
             break
-        cleaned[truncate(str(key), MAX_CONTEXT_KEY_LENGTH)] = _clean_value(value)
+        cleaned[_encodable(truncate(str(key), MAX_CONTEXT_KEY_LENGTH))] = _clean_value(value)
     return cleaned
 
 
@@ -168,14 +187,33 @@ def context_arguments(context: dict) -> dict[str, Any]:
 
 def _clean_value(value: Any) -> Any:
     """A scalar JSON value kept as is; anything else as bounded text."""
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if value.bit_length() <= 64:
+            return value
+        try:  # a huge number: as text (past 4300 digits Python refuses to convert it at all)
+            return truncate(str(value), MAX_CONTEXT_VALUE_LENGTH)
+        except ValueError:
+            return f"integer of {value.bit_length()} bits"
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        return truncate(value, MAX_CONTEXT_VALUE_LENGTH)
+        return _encodable(truncate(value, MAX_CONTEXT_VALUE_LENGTH))
     try:
         text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return truncate(text, MAX_CONTEXT_VALUE_LENGTH)
+    except Exception:  # unsortable keys, a cycle, nesting too deep, a huge int, a __str__ that fails
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{type(value).__name__}>"
+    return _encodable(truncate(text, MAX_CONTEXT_VALUE_LENGTH))
+
+
+def _encodable(text: str) -> str:
+    """The text with lone surrogates (which UTF-8 cannot encode, so SQLite and files refuse) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text

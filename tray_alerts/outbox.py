@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5.0  # look for entries queued by another process at least this often
 LEASE_MARGIN = 30.0
+MAX_BATCH = 20  # alerts in one grouped message
 HELD_PREFIX = "held while snoozed"
+MUTED_PREFIX = "held while muted"
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,9 @@ class Outbox:
         self.store.add_to_outbox(alert, since, details, due, max(due, now) + self.policy.expiry)
         self._wake.set()
 
-    def release_held(self) -> None:
-        """Send what a snooze held back, now."""
-        self.store.release_held(HELD_PREFIX)
+    def release_held(self, reason_prefix: str, event: str | None = None) -> None:
+        """Send what a snooze (or one event's mute) held back, now."""
+        self.store.release_held(reason_prefix, event)
         self._wake.set()
 
     def start(self) -> None:
@@ -101,23 +103,31 @@ class Outbox:
         with self._lock:
             skip = set(self._in_flight)
         entries = self.store.lease_due(now, now + self.dispatcher.timeout + LEASE_MARGIN, skip)
-        futures = []
+        batches: dict[str, list[OutboxEntry]] = {}
         for entry in entries:
             if entry.expires_at <= now:
-                self._drop(entry, f"gave up after {entry.attempts} retries over {duration(now - entry.alert.at.timestamp())}:"
-                                  f" {entry.last_error}")
-                continue
-            if entry.channel not in self.dispatcher.channels:
+                waited = duration(now - entry.alert.at.timestamp())
+                self._drop(entry, f"gave up after {entry.attempts} retries over {waited}: {entry.last_error}")
+            elif entry.channel not in self.dispatcher.channels:
                 self.store.reschedule_outbox(entry, now + self.policy.delay(entry.attempts + 1),
                                              "channel is not configured now")
-                continue
+            else:
+                batches.setdefault(entry.channel, []).append(entry)
+        futures = []
+        for channel, batch in batches.items():
             with self._lock:
-                self._in_flight.add(entry.id)
-            future = self.dispatcher.submit(entry.channel, entry.alert)
-            future.add_done_callback(lambda done, entry=entry: self._finish(entry, done.result()))
-            futures.append(future)
+                self._in_flight.update(entry.id for entry in batch)
+            # a channel that can send many alerts as one message (Slack, email) gets what piled up at once
+            groups = ([batch[i:i + MAX_BATCH] for i in range(0, len(batch), MAX_BATCH)]
+                      if hasattr(self.dispatcher.channels[channel], "send_many") else [[entry] for entry in batch])
+            for group in groups:
+                alerts = [entry.alert for entry in group]
+                future = self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0])
+                future.add_done_callback(lambda done, group=group: [self._finish(entry, done.result())
+                                                                    for entry in group])
+                futures.append(future)
         wait(futures, timeout=self.dispatcher.timeout)
-        return len(futures)
+        return sum(len(batch) for batch in batches.values())
 
     def _finish(self, entry: OutboxEntry, outcome: Outcome) -> None:
         try:

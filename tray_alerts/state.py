@@ -15,7 +15,7 @@ from .model import Alert, Level
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 1: active, history; 2: + outbox; 3: + pings (every statement is CREATE ... IF NOT EXISTS)
+SCHEMA_VERSION = 4  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes (all CREATE ... IF NOT EXISTS)
 HISTORY_KEEP_SECONDS = 90 * 24 * 3600
 
 _SCHEMA = """
@@ -58,6 +58,10 @@ CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (event, channel, id);
 CREATE TABLE IF NOT EXISTS pings (
     name TEXT PRIMARY KEY,
     at   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutes (
+    event TEXT PRIMARY KEY,
+    until REAL NOT NULL
 );
 """
 
@@ -318,11 +322,33 @@ class StateStore:
             self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
                               entry.channel, False, f"retry {entry.attempts + 1} failed: {error}")
 
-    def release_held(self, reason_prefix: str) -> None:
-        """Make entries held for a reason (a snooze) due now."""
+    def release_held(self, reason_prefix: str, event: str | None = None) -> None:
+        """Make entries held for a reason (a snooze, or one event's mute) due now."""
         with self._transaction():
-            self._db.execute("UPDATE outbox SET next_at = ? WHERE last_error LIKE ? AND attempts = 0",
-                             (time.time(), reason_prefix + "%"))
+            self._db.execute("UPDATE outbox SET next_at = ? WHERE last_error LIKE ? AND attempts = 0"
+                             " AND (? IS NULL OR event = ?)", (time.time(), reason_prefix + "%", event, event))
+
+    # ---- mutes ---------------------------------------------------------------------------------------------
+
+    def save_mute(self, event: str, until: float | None) -> None:
+        """Remember (or forget) that an event is muted until a time."""
+        with self._transaction():
+            if until is None:
+                self._db.execute("DELETE FROM mutes WHERE event = ?", (event,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO mutes VALUES (?, ?)", (event, until))
+
+    def load_mutes(self, now: float) -> dict[str, float]:
+        """The mutes still in force (expired ones are forgotten)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM mutes WHERE until <= ?", (now,))
+            return dict(self._db.execute("SELECT event, until FROM mutes").fetchall())
+
+    def queue_note(self, alert: Alert, kind: str, detail: str) -> None:
+        """A history line about an event that is not a delivery (a reminder, a storm summary)."""
+        with self._lock:
+            self._pending_history.append((time.time(), alert.event, kind, alert.level.value, alert.message, None,
+                                          None, detail))
 
     def release_leases(self, ids: set[int]) -> None:
         """Give back claims (on shutdown) so the next start retries these at once."""

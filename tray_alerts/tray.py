@@ -43,11 +43,12 @@ class Tray:
         """A snapshot of the app for the menu, the tooltip and the icon."""
         engine = self.app.engine
         return TrayState(engine.active_events(), self.app.runner.statuses(), engine.history(limit=10),
-                         engine.snoozed_until)
+                         engine.snoozed_until, mutes=engine.mutes())
 
     def actions(self) -> Actions:
         return Actions(clear=self.clear, clear_all=self.clear_all, snooze=self.snooze, check_now=self.check_now,
-                       open_settings=self.open_settings, open_log=self.open_log, reload=self.reload, quit=self.quit)
+                       open_settings=self.open_settings, open_log=self.open_log, reload=self.reload, quit=self.quit,
+                       mute=self.mute)
 
     def _menu_items(self):
         return [_to_pystray(item) for item in menu(self.state(), self.actions())]
@@ -74,6 +75,9 @@ class Tray:
 
     def snooze(self, until: float | None) -> None:
         self.app.engine.snooze(until, keep=self.app.quiet_channels)
+
+    def mute(self, event: str, until: float | None) -> None:
+        self.app.engine.mute(event, until)
 
     def check_now(self) -> None:
         self.app.runner.check_now()

@@ -43,6 +43,7 @@ class TrayState:
     recent: list[HistoryEntry] = field(default_factory=list)
     snoozed_until: float | None = None
     now: float = field(default_factory=time.time)
+    mutes: dict[str, float] = field(default_factory=dict)
 
     @property
     def worst(self) -> Level | None:
@@ -61,6 +62,7 @@ class Actions:
     open_log: Action
     reload: Action
     quit: Action
+    mute: Callable[[str, float | None], None] | None = None
 
 
 def tooltip(state: TrayState) -> str:
@@ -88,8 +90,9 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
         items.append(Item(f"Notifications snoozed until {_when(state.snoozed_until, state.now)}", enabled=False))
     items.append(SEPARATOR)
     for record in state.active[:MAX_ALERTS_SHOWN]:
-        items.append(Item(f"{record.level.value.upper()} · {record.event}", submenu=alert_submenu(record, state.now,
-                                                                                                   actions)))
+        muted = " (muted)" if record.event in state.mutes else ""
+        items.append(Item(f"{record.level.value.upper()} · {record.event}{muted}",
+                          submenu=alert_submenu(record, state.now, actions, state.mutes.get(record.event))))
     if len(state.active) > MAX_ALERTS_SHOWN:
         items.append(Item(f"…and {len(state.active) - MAX_ALERTS_SHOWN} more", enabled=False))
     if state.active:
@@ -107,8 +110,9 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
     return items
 
 
-def alert_submenu(record: ActiveEvent, now: float, actions: Actions) -> tuple[Item, ...]:
-    """Level, message, since when, how often, context, and Clear."""
+def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until: float | None = None
+                  ) -> tuple[Item, ...]:
+    """Level, message, since when, how often, context, Mute / Unmute, and Clear."""
     lines = [
         Item(f"Level: {record.level.value}", enabled=False),
         Item(record.message, enabled=False),
@@ -118,9 +122,21 @@ def alert_submenu(record: ActiveEvent, now: float, actions: Actions) -> tuple[It
              f" {clock(from_timestamp(record.last_seen), seconds=False)}", enabled=False),
         *(Item(f"{key}: {value}", enabled=False) for key, value in list(record.context.items())[:10]),
         SEPARATOR,
+        *mute_items(record.event, now, actions, muted_until),
         Item("Clear", lambda event=record.event: actions.clear(event)),
     ]
     return tuple(lines)
+
+
+def mute_items(event: str, now: float, actions: Actions, muted_until: float | None) -> list[Item]:
+    """`Mute for 1 hour`, or `Muted until 15:30` and `Unmute`."""
+    mute = actions.mute
+    if mute is None:
+        return []
+    if muted_until:
+        return [Item(f"Muted until {_when(muted_until, now)}", enabled=False),
+                Item("Unmute", lambda: mute(event, None))]
+    return [Item("Mute for 1 hour", lambda: mute(event, time.time() + 3600))]
 
 
 def snooze_submenu(state: TrayState, actions: Actions) -> tuple[Item, ...]:

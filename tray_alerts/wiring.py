@@ -62,7 +62,10 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
     channels = channels or build_channels(settings)
     return Engine(channels.ready, settings.routing, settings.state_path,
                   delivery_timeout=settings.delivery_timeout, unavailable=channels.unavailable,
-                  retry=settings.retry, retry_in_background=retry_in_background)
+                  retry=settings.retry, retry_in_background=retry_in_background,
+                  quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
+                  limits={name: spec.limits for name, spec in settings.channels.items()},
+                  reminders=settings.reminders if retry_in_background else None)
 
 
 def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], None] | None = None) -> MonitorRunner:

@@ -35,7 +35,8 @@ class DesktopChannel:
     @staticmethod
     def body(alert: Alert) -> str:
         """The message, then one `key: value` line per context item."""
-        lines = [alert.message, *(f"{key}: {value}" for key, value in alert.context.items())]
+        note = alert.note()
+        lines = [alert.message, *([note] if note else []), *(f"{key}: {value}" for key, value in alert.context.items())]
         return truncate("\n".join(lines), MAX_BODY)
 
     def send(self, alert: Alert) -> None:

@@ -57,7 +57,8 @@ class EmailChannel:
         message["To"] = ", ".join(self.recipients)
         message["Date"] = formatdate(localtime=True)
         message["Message-ID"] = make_msgid(domain="tray-alerts")
-        lines = [alert.message, "", f"event: {alert.event}", f"level: {alert.level.value}",
+        note = alert.note()
+        lines = [alert.message, *([note] if note else []), "", f"event: {alert.event}", f"level: {alert.level.value}",
                  f"state: {'recovered' if alert.resolved else 'firing'}", f"time: {clock(alert.at)}",
                  f"host: {socket.gethostname()}", *context_lines(alert), "", "— tray-alerts"]
         message.set_content("\n".join(lines))
@@ -65,11 +66,27 @@ class EmailChannel:
 
     def send(self, alert: Alert) -> None:
         """Connect, secure, log in if asked, send; SMTP failures become DeliveryErrors."""
+        self._deliver(self.message(alert))
+
+    def send_many(self, alerts: list[Alert]) -> None:
+        """Several alerts as one email (storm control groups what piles up)."""
+        worst = max((alert.level for alert in alerts if not alert.resolved), default=None)
+        message = EmailMessage()
+        message["Subject"] = f"[tray-alerts] {len(alerts)} alerts" + (f", worst {worst.value}" if worst else "")
+        message["From"] = self.sender
+        message["To"] = ", ".join(self.recipients)
+        message["Date"] = formatdate(localtime=True)
+        message["Message-ID"] = make_msgid(domain="tray-alerts")
+        parts = [self.message(alert) for alert in alerts]
+        message.set_content("\n\n".join(f"{part['Subject']}\n{part.get_content().strip()}" for part in parts))
+        self._deliver(message)
+
+    def _deliver(self, message: EmailMessage) -> None:
         try:
             with self._connect() as smtp:
                 if self._username:
                     smtp.login(self._username, self._password)
-                smtp.send_message(self.message(alert))
+                smtp.send_message(message)
         except smtplib.SMTPAuthenticationError as error:
             raise DeliveryError(f"email: login refused by {self.host} ({error.smtp_code})", retryable=False) from None
         except smtplib.SMTPRecipientsRefused:

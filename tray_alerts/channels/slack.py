@@ -28,7 +28,8 @@ class SlackChannel:
 
     def payload(self, alert: Alert) -> dict:
         """The webhook body: `text` for notifications and old clients, one coloured attachment."""
-        fallback = f"{alert.tag} {alert.event}: {alert.message}"
+        note = alert.note()
+        fallback = f"{alert.tag} {alert.event}: {alert.message}" + (f" ({note})" if note else "")
         fields = [{"title": str(key), "value": str(value), "short": len(str(value)) < 40}
                   for key, value in alert.context.items()]
         body = {
@@ -37,7 +38,7 @@ class SlackChannel:
                 "fallback": fallback,
                 "color": colour(alert),
                 "title": title(alert),
-                "text": alert.message,
+                "text": alert.message + (f"\n_{note}_" if note else ""),
                 "fields": fields,
                 "footer": f"tray-alerts on {socket.gethostname()}",
                 "ts": int(alert.at.timestamp()),
@@ -50,3 +51,14 @@ class SlackChannel:
     def send(self, alert: Alert) -> None:
         """POST the payload; see channels.http for which failures are retried."""
         post(self._url, "Slack", self.timeout, json=self.payload(alert))
+
+    def send_many(self, alerts: list[Alert]) -> None:
+        """Several alerts as one message (storm control groups what piles up): one attachment each."""
+        payloads = [self.payload(alert) for alert in alerts]
+        worst = max((alert.level for alert in alerts if not alert.resolved), default=None)
+        summary = f"{len(alerts)} alerts" + (f", worst {worst.value}" if worst else "")
+        body = {"text": f"{summary}: " + "; ".join(p["text"] for p in payloads),
+                "attachments": [p["attachments"][0] for p in payloads]}
+        if self.username:
+            body["username"] = self.username
+        post(self._url, "Slack", self.timeout, json=body)

@@ -44,6 +44,8 @@ class SmsChannel:
     def body(alert: Alert) -> str:
         """`[CRITICAL] disk_full: disk at 95% on /var (host=…)` cut to Twilio's 1600 characters."""
         context = ", ".join(f"{key}={value}" for key, value in alert.context.items())
+        note = alert.note()
+        context = f"{note}; {context}" if note and context else note or context
         return truncate(f"[{alert.tag}] {alert.event}: {alert.message}" + (f" ({context})" if context else ""),
                         MAX_BODY)
 

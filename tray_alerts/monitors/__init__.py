@@ -33,6 +33,7 @@ class MonitorSpec:
     failures_before_alert: int = 1
     successes_before_clear: int = 1
     channels: tuple[str, ...] | None = None
+    remind_every: float | None = None
 
     @property
     def name(self) -> str:
@@ -54,6 +55,7 @@ def build_monitor(name: str, type_name: str, raw: Mapping[str, str]) -> MonitorS
         failures_before_alert=_count(options, "failures_before_alert"),
         successes_before_clear=_count(options, "successes_before_clear"),
         channels=tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None,
+        remind_every=options.duration("remind_every", None),
     )
 
 
