@@ -214,8 +214,9 @@ class Engine:
             outcomes[name] = replace(outcomes[name], detail=f"{outcomes[name].detail} — will retry")
         self._queue(alert, since, outcomes, told)
         for name, outcome in outcomes.items():
-            if not outcome.ok:
-                log.warning("%s: %s not delivered to %s: %s", alert.event, alert.tag, name, outcome.detail)
+            if not outcome.ok:  # a real failure is a warning; a hold (snooze, mute, storm, queue) is routine
+                log.log(logging.WARNING if name in direct else logging.DEBUG, "%s: %s not delivered to %s: %s",
+                        alert.event, alert.tag, name, outcome.detail)
         return {name: outcomes[name].ok for name in names}
 
     def _mark_told(self, alert: Alert, since: float, names: set[str]) -> set[str] | None:
