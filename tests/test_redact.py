@@ -22,3 +22,23 @@ def test_log_records_and_tracebacks_are_masked(caplog):
     finally:
         caplog.handler.removeFilter(handler_filter)
     assert "hunter2-password" not in caplog.text and "***" in caplog.text
+
+
+def test_the_app_log_stays_private_after_it_rotates(tmp_path):
+    import os
+    import stat
+
+    from tray_alerts.logsetup import configure_logging
+
+    log_file = tmp_path / "logs" / "app.log"
+    configure_logging(log_file, "info", stderr_level="critical")
+    try:
+        handler = next(h for h in logging.getLogger("tray_alerts").handlers if hasattr(h, "doRollover"))
+        logging.getLogger("tray_alerts.test").info("before the rollover")
+        handler.doRollover()
+        logging.getLogger("tray_alerts.test").info("after the rollover")
+        for path in (log_file, log_file.with_name("app.log.1")):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+        assert "after the rollover" in log_file.read_text()
+    finally:
+        configure_logging(None, "warning")

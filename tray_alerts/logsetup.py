@@ -11,6 +11,14 @@ from .redact import RedactingFilter
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """A rotating log whose files (the first and every one after a rollover) only their owner can read."""
+
+    def _open(self):  # type: ignore[override]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def configure_logging(log_file: Path | None, level: str = "info", stderr_level: str | None = None) -> None:
     """Send the `tray_alerts` loggers to stderr (at stderr_level) and to log_file (at level).
 
@@ -33,7 +41,7 @@ def configure_logging(log_file: Path | None, level: str = "info", stderr_level: 
         try:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             log_file.touch(mode=0o600, exist_ok=True)
-            handler = RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+            handler = PrivateRotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
         except OSError as error:
             root.warning("cannot write the log file %s: %s", log_file, error.strerror)
         else:

@@ -60,7 +60,8 @@ class RotatingLines:
         self._stream = self._open()
 
     def _open(self) -> TextIO:
-        stream = open(self.path, "a", encoding="utf-8")
+        # Readable by its owner only, like the application log and state.db: the lines carry the alerts' context.
+        stream = open(self.path, "a", encoding="utf-8", opener=lambda path, flags: os.open(path, flags, 0o600))
         self._size = stream.tell()
         return stream
 
