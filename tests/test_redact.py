@@ -31,6 +31,8 @@ def test_the_app_log_stays_private_after_it_rotates(tmp_path):
     from tray_alerts.logsetup import configure_logging
 
     log_file = tmp_path / "logs" / "app.log"
+    root = logging.getLogger("tray_alerts")
+    saved = (root.handlers[:], root.propagate, root.level)
     configure_logging(log_file, "info", stderr_level="critical")
     try:
         handler = next(h for h in logging.getLogger("tray_alerts").handlers if hasattr(h, "doRollover"))
@@ -41,4 +43,6 @@ def test_the_app_log_stays_private_after_it_rotates(tmp_path):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
         assert "after the rollover" in log_file.read_text()
     finally:
-        configure_logging(None, "warning")
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.propagate, root.level = saved  # leave pytest's log capture working
