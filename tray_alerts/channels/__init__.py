@@ -17,7 +17,8 @@ CHANNEL_TYPES: dict[str, str] = {
     "apprise": "tray_alerts.channels.apprise:AppriseChannel",
 }
 
-__all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel", "channel_class"]
+__all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "SettingError", "build_channel",
+           "channel_class"]
 
 
 def channel_class(type_name: str) -> type:

@@ -24,7 +24,8 @@ class FileAgeMonitor:
     @classmethod
     def from_options(cls, name: str, options: Options, timeout: float) -> FileAgeMonitor:
         thresholds = Thresholds.from_options(options, options.duration, show=duration)
-        return cls(name, os.path.expanduser(options.required("path")), thresholds, options.level("missing", Level.ERROR))
+        path = os.path.expanduser(options.required("path"))
+        return cls(name, path, thresholds, options.level("missing", Level.ERROR))
 
     def check(self) -> Reading:
         try:
