@@ -167,6 +167,7 @@ class StateStore:
             raise
 
     def _migrate(self) -> None:
+        self._queued: dict[str, int] = {}
         with self._transaction():
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -176,6 +177,7 @@ class StateStore:
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("DELETE FROM history WHERE at < ?", (time.time() - HISTORY_KEEP_SECONDS,))
+            self._queued = dict(self._db.execute("SELECT event, count(*) FROM outbox GROUP BY event").fetchall())
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -266,6 +268,7 @@ class StateStore:
         """Queue one alert for each channel (name -> why it waits), durably, behind what they already hold."""
         payload = json.dumps(alert.to_dict())
         with self._transaction():
+            self._queued[alert.event] = self._queued.get(alert.event, 0) + len(channels)
             self._db.executemany(
                 "INSERT INTO outbox (channel, event, since, alert, attempts, next_at, expires_at, last_error)"
                 " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
@@ -273,7 +276,12 @@ class StateStore:
                  for channel, reason in channels.items()])
 
     def outbox_channels(self, event: str) -> set[str]:
-        """The channels that hold queued deliveries for an event (new ones must wait behind them)."""
+        """The channels that hold queued deliveries for an event (new ones must wait behind them).
+
+        Events with nothing queued (the usual case) are answered from memory; the count is read at open, so
+        what another process queued meanwhile is seen from the next start."""
+        if not self._queued.get(event):
+            return set()
         with self._lock:
             return {row[0] for row in self._db.execute("SELECT DISTINCT channel FROM outbox WHERE event = ?",
                                                        (event,))}
@@ -303,15 +311,17 @@ class StateStore:
         firing that never arrived. Returns how many recoveries were dropped."""
         kind = "recovery" if entry.alert.resolved else "delivery"
         with self._transaction():
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (entry.id,))
+            removed = self._db.execute("DELETE FROM outbox WHERE id = ?", (entry.id,)).rowcount
             self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
                               entry.channel, ok, detail)
-            if not drop_recoveries:
-                return 0
-            return self._db.execute(
-                "DELETE FROM outbox WHERE channel = ? AND event = ? AND since = ? AND id > ?"
-                " AND json_extract(alert, '$.resolved')", (entry.channel, entry.alert.event, entry.since, entry.id)
-            ).rowcount
+            dropped = 0
+            if drop_recoveries:
+                dropped = self._db.execute(
+                    "DELETE FROM outbox WHERE channel = ? AND event = ? AND since = ? AND id > ?"
+                    " AND json_extract(alert, '$.resolved')", (entry.channel, entry.alert.event, entry.since, entry.id)
+                ).rowcount
+            self._queued[entry.alert.event] = max(0, self._queued.get(entry.alert.event, 0) - removed - dropped)
+            return dropped
 
     def reschedule_outbox(self, entry: OutboxEntry, next_at: float, error: str) -> None:
         """Count a failed retry and set the next one."""
