@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tray-alerts status | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -291,10 +295,11 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     with _engine(settings) as engine:
         records = engine.active_events()
         health = engine.channel_health()
+        mutes = engine.mutes()
     now = time.time()
     if records:
         rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
-                 clock(from_timestamp(r.last_seen)), r.message) for r in records]
+                 clock(from_timestamp(r.last_seen)), _muted(mutes.get(r.event)) + r.message) for r in records]
         print(f"{len(records)} active alert{'s' if len(records) != 1 else ''}")
         print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
     else:
@@ -304,6 +309,10 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
             for name, spec in settings.channels.items()]
     print(table(("CHANNEL", "TYPE", "STATE"), rows, max_width=100))
     return EXIT_OK
+
+
+def _muted(until: float | None) -> str:
+    return f"[muted until {clock(from_timestamp(until), seconds=False)}] " if until else ""
 
 
 def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None) -> str:

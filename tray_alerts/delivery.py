@@ -119,7 +119,7 @@ class Dispatcher:
                     future.add_done_callback(lambda done, name=name: on_late(name, done.result()))
         return outcomes
 
-    def close(self, wait_seconds: float = 1.0) -> set[str]:
+    def close(self, wait_seconds: float = 0.5) -> set[str]:
         """Stop the worker threads once their queues are empty, waiting up to `wait_seconds` in all;
         returns the channels still busy (a hung send keeps running in its daemon thread)."""
         with self._lock:

@@ -442,7 +442,7 @@ class Engine:
             return lock
 
     def close(self) -> None:
-        """Stop retrying, give deliveries in flight a second to finish, close the channels and the state file."""
+        """Stop retrying, give deliveries in flight half a second to finish, close the channels and the state file."""
         if self._closed:
             return
         self.flush()

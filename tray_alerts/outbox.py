@@ -77,7 +77,7 @@ class Outbox:
             self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         """Stop retrying; claims on entries still being sent are kept until they answer or run out."""
         self._stop.set()
         self._wake.set()

@@ -63,7 +63,7 @@ class MonitorRunner:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
         """Stop the loops (a check in progress is left to finish in its daemon thread)."""
         self._stop.set()
         for event in self._wake.values():
