@@ -298,14 +298,19 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _level_key(key: str, value: Value, section: str) -> Level:
+    """A key that must name a level (in [routing] and [reminders])."""
+    try:
+        return Level.parse(key)
+    except ValueError as error:
+        raise ConfigError(value.file, str(error), section, key) from None
+
+
 def _reminders(items: dict[str, Value], monitors: dict[str, MonitorSpec]) -> ReminderPolicy:
     """[reminders] level = duration (or off), and each monitor's remind_every."""
     levels = {}
     for key, value in items.items():
-        try:
-            level = Level.parse(key)
-        except ValueError as error:
-            raise ConfigError(value.file, str(error), "reminders", key) from None
+        level = _level_key(key, value, "reminders")
         text = value.text.strip().lower()
         if text and text not in ("off", "no", "never"):
             levels[level] = _typed(items, key, parse_duration, 0.0, "reminders")
@@ -316,10 +321,7 @@ def _reminders(items: dict[str, Value], monitors: dict[str, MonitorSpec]) -> Rem
 def _routing(items: dict[str, Value], channels: dict[str, ChannelSettings]) -> Routing:
     routes = {}
     for key, value in items.items():
-        try:
-            level = Level.parse(key)
-        except ValueError as error:
-            raise ConfigError(value.file, str(error), "routing", key) from None
+        level = _level_key(key, value, "routing")
         names = [name.strip() for name in value.text.split(",") if name.strip()]
         for name in names:
             if name not in channels:
