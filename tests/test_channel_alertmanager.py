@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from functools import partial
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +20,7 @@ import requests
 from werkzeug import Response
 
 from alertmanager_peer import AlertmanagerPeer, free_port, skip_unless_alertmanager
+import polling
 from tray_alerts import Engine
 from tray_alerts.channels import alertmanager as alertmanager_module
 from tray_alerts.channels import build_channel
@@ -79,16 +81,7 @@ def resolved(alert: Alert, message: str = "recovered") -> Alert:
     return Alert(alert.event, alert.level, message, dict(alert.context), resolved=True)
 
 
-def wait_until(condition, what: str, timeout: float = WAIT):
-    """Poll `condition` until it returns something truthy (returned), failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
+wait_until = partial(polling.wait_until, timeout=WAIT)
 
 
 def active(peer: AlertmanagerPeer, event: str) -> list[dict]:

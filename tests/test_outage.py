@@ -6,6 +6,7 @@ import time
 
 from werkzeug import Request, Response
 
+from polling import wait_until
 from tray_alerts import Engine, Level
 from tray_alerts.channels.slack import SlackChannel
 from tray_alerts.outbox import RetryPolicy
@@ -33,12 +34,6 @@ class SlackStandIn:
             self.answers.append(200)
             return Response("ok", status=200)
 
-
-def wait_until(condition, seconds=30.0):
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_everything_arrives_once_and_in_order_after_an_outage(httpserver_ipv4, tmp_path):

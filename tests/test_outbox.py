@@ -4,6 +4,7 @@ import time
 import pytest
 
 from conftest import RecordingChannel
+from polling import wait_until
 from tray_alerts import DeliveryError, Engine, Level
 from tray_alerts.outbox import RetryPolicy
 
@@ -28,12 +29,6 @@ class SwitchableChannel(RecordingChannel):
             raise DeliveryError("connection refused", retry_after=self.retry_after)
         super().send(alert)
 
-
-def wait_until(condition, seconds: float = 10.0) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from conftest import RecordingChannel
+from polling import wait_until
 from tray_alerts import Engine, Level
 from tray_alerts.outbox import RetryPolicy
 from tray_alerts.reminders import ReminderPolicy
@@ -28,12 +29,6 @@ class GroupingChannel(RecordingChannel):
             RecordingChannel.send(self, alert)
         self.messages.append(list(alerts))
 
-
-def wait_until(condition, seconds=10.0):
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def routes(*names):

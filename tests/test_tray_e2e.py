@@ -23,10 +23,12 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+import polling
 from desktop_session import (REQUIRED_TOOLS, TRAY_TOOLS, Box, DesktopError, DesktopSession, NotifyRecorder,
                              XWindow, close_to, skip_unless_tools, stop_process)
 
@@ -247,15 +249,7 @@ def wait_notify(recorder: NotifyRecorder, title: str, timeout: float = WAIT):
         time.sleep(0.1)
 
 
-def wait_until(condition, what: str, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {value!r})")
-        time.sleep(0.1)
+wait_until = partial(polling.wait_until, timeout=WAIT)
 
 
 def save_screenshot(desktop: DesktopSession, box: Box, name: str) -> None:
