@@ -241,14 +241,20 @@ def _log_level(text: str) -> str:
     return text.lower()
 
 
+def _section_type(items: dict[str, Value], default: str) -> tuple[Value | None, str]:
+    """A section's `type` value (for error locations) and its lower-case name, or the default when empty."""
+    value = items.get("type")
+    text = value.text.strip().lower() if value else ""
+    return value, text or default
+
+
 def _channels(merged: dict[str, dict[str, Value]], section_files: dict[str, Path]) -> dict[str, ChannelSettings]:
     channels = {}
     for section, items in merged.items():
         if not section.startswith("channel."):
             continue
         name = section.partition(".")[2]
-        type_value = items.get("type")
-        type_name = type_value.text.strip().lower() if type_value and type_value.text.strip() else name
+        type_value, type_name = _section_type(items, default=name)
         if type_name not in CHANNEL_TYPES:
             raise ConfigError(type_value.file if type_value else section_files[section],
                               f"unknown channel type {type_name!r} (known: {', '.join(CHANNEL_TYPES)})",
@@ -270,8 +276,7 @@ def _monitors(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
         if not section.startswith("monitor."):
             continue
         name = section.partition(".")[2]
-        type_value = items.get("type")
-        type_name = type_value.text.strip().lower() if type_value and type_value.text.strip() else ""
+        type_value, type_name = _section_type(items, default="")
         if type_name not in MONITOR_TYPES:
             problem = (f"unknown monitor type {type_name!r}" if type_name else "type is missing") + \
                 f" (known: {', '.join(MONITOR_TYPES)})"
