@@ -324,7 +324,7 @@ def _reminders(items: dict[str, Value], monitors: dict[str, MonitorSpec]) -> Rem
 
 
 def _routing(items: dict[str, Value], channels: dict[str, ChannelSettings]) -> Routing:
-    routes = {}
+    routes: dict[Level | str, list[str]] = {}
     for key, value in items.items():
         level = _level_key(key, value, "routing")
         names = [name.strip() for name in value.text.split(",") if name.strip()]

@@ -40,7 +40,7 @@ def draw_icon(worst: Level | None, count: int = 0, size: int = 64, snoozed: bool
         width = max(scale * 2, big // 10)
         draw.line([(big * 0.28, big * 0.52), (big * 0.44, big * 0.68), (big * 0.72, big * 0.34)],
                   fill="white", width=width, joint="curve")
-    return image.resize((size, size), Image.LANCZOS)
+    return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
 def level_icon_path(level: Level | None) -> Path:

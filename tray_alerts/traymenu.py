@@ -113,6 +113,11 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
 def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until: float | None = None
                   ) -> tuple[Item, ...]:
     """Level, message, since when, how often, context, Mute / Unmute, and Clear."""
+    event = record.event
+
+    def clear() -> None:
+        actions.clear(event)
+
     lines = [
         Item(f"Level: {record.level.value}", enabled=False),
         Item(record.message, enabled=False),
@@ -123,7 +128,7 @@ def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until
         *(Item(f"{key}: {value}", enabled=False) for key, value in list(record.context.items())[:10]),
         SEPARATOR,
         *mute_items(record.event, now, actions, muted_until),
-        Item("Clear", lambda event=record.event: actions.clear(event)),
+        Item("Clear", clear),
     ]
     return tuple(lines)
 

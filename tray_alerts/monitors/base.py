@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, TypeVar
+from typing import Callable, Mapping, Protocol, TypeVar, overload
 
 from ..channels.base import SettingError
 from ..model import Level
@@ -65,8 +65,18 @@ class Options:
         except ValueError as error:
             raise SettingError(key, str(error)) from None
 
+    @overload
+    def duration(self, key: str, default: float) -> float: ...
+    @overload
+    def duration(self, key: str, default: float | None) -> float | None: ...
+
     def duration(self, key: str, default: float | None) -> float | None:
         return self.typed(key, parse_duration, default)
+
+    @overload
+    def number(self, key: str, default: float) -> float: ...
+    @overload
+    def number(self, key: str, default: float | None) -> float | None: ...
 
     def number(self, key: str, default: float | None) -> float | None:
         return self.typed(key, _number, default)
