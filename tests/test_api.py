@@ -17,7 +17,9 @@ import psutil
 import pytest
 import requests
 
-from conftest import ROUTES
+from conftest import ROUTES, HangingChannel
+from polling import wait_until
+from tray_alerts import Engine
 from tray_alerts.api import MAX_BODY, TOKEN_FILE, PushApi, load_or_create_token
 from tray_alerts.model import Level
 
@@ -142,7 +144,7 @@ def test_a_refused_body_does_not_poison_the_keep_alive_connection(api, engine):
 # --- raise, debounce, escalate, list ----------------------------------------------------------------------------
 
 def test_raise_fires_once_then_debounces_then_escalates(api, engine, channels):
-    first = api.post("/v1/alerts", raise_body(mount="/", host="web-01"))
+    first = api.post("/v1/alerts?wait=5", raise_body(mount="/", host="web-01"))
     assert first.status_code == 200
     reply = first.json()
     assert reply["event"] == "disk_full" and reply["status"] == "fired"
@@ -160,7 +162,7 @@ def test_raise_fires_once_then_debounces_then_escalates(api, engine, channels):
     assert lower.json()["status"] == "debounced"
     assert channels["log"].kinds() == ["fired:warning"]
 
-    higher = api.post("/v1/alerts", raise_body(level="critical", message="disk at 99% on /"))
+    higher = api.post("/v1/alerts?wait=5", raise_body(level="critical", message="disk at 99% on /"))
     assert higher.status_code == 200
     assert higher.json()["status"] == "escalated"
     assert higher.json()["delivered"] == dict.fromkeys(ROUTES["critical"], True)
@@ -168,6 +170,30 @@ def test_raise_fires_once_then_debounces_then_escalates(api, engine, channels):
     assert channels["sms"].kinds() == ["fired:critical"]
     (record,) = engine.active_events()
     assert record.level is Level.CRITICAL and record.seen == 4
+
+
+def test_a_raise_answers_once_stored_while_a_channel_still_hangs(state_path):
+    hanging = HangingChannel("pager")
+    with Engine({"pager": hanging}, {"error": ["pager"]}, state_path) as engine:
+        push = PushApi(engine, TOKEN, port=0)
+        push.start()
+        try:
+            reply = Api(push, []).post("/v1/alerts", raise_body(level="error")).json()
+            assert hanging.sent == []  # still hanging: the answer did not wait for it
+            assert reply["status"] == "fired" and reply["stored"] is True
+            assert reply["channels"] == {"pager": {"status": "pending", "detail": reply["channels"]["pager"]["detail"]}}
+            assert reply["delivered"] == {"pager": False}
+            hanging.release.set()
+            wait_until(lambda: hanging.sent)
+        finally:
+            stop_quickly(push)
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "61"])
+def test_a_bad_wait_is_400_naming_it(api, engine, wait):
+    response = api.post(f"/v1/alerts?wait={wait}", raise_body())
+    assert response.status_code == 400 and "'wait'" in error_of(response)
+    assert engine.active() == []
 
 
 def test_level_names_are_case_insensitive(api, engine):
@@ -199,8 +225,8 @@ def test_get_lists_active_alerts_with_since_and_seen(api, engine):
 # --- clear ------------------------------------------------------------------------------------------------------
 
 def test_clear_sends_the_recovery_and_clearing_again_is_not_active(api, engine, channels):
-    api.post("/v1/alerts", raise_body(level="error"))
-    response = api.post("/v1/alerts/disk_full/clear", {"message": "back to 60%"})
+    api.post("/v1/alerts?wait=5", raise_body(level="error"))
+    response = api.post("/v1/alerts/disk_full/clear?wait=5", {"message": "back to 60%"})
     assert response.status_code == 200
     reply = response.json()
     assert reply["status"] == "cleared"
@@ -219,8 +245,8 @@ def test_clear_sends_the_recovery_and_clearing_again_is_not_active(api, engine, 
 
 
 def test_clear_without_body_uses_the_default_message(api, channels):
-    api.post("/v1/alerts", raise_body(level="info"))
-    assert api.call("POST", "/v1/alerts/disk_full/clear").json()["status"] == "cleared"
+    api.post("/v1/alerts?wait=5", raise_body(level="info"))
+    assert api.call("POST", "/v1/alerts/disk_full/clear?wait=5").json()["status"] == "cleared"
     assert channels["log"].sent[-1].message == "recovered"
 
 
@@ -234,7 +260,7 @@ def test_clear_with_a_non_string_message_is_400(api, engine):
 @pytest.mark.parametrize("event", ["backup/nightly job", "db: primary/replica lag", "100% sure?", "naïve#1"])
 def test_event_ids_with_slashes_and_spaces_are_url_encoded_in_the_clear_path(api, engine, channels, event):
     assert api.post("/v1/alerts", raise_body(event=event)).json()["status"] == "fired"
-    response = api.post(f"/v1/alerts/{quote(event, safe='')}/clear")
+    response = api.post(f"/v1/alerts/{quote(event, safe='')}/clear?wait=5")
     assert response.status_code == 200
     assert response.json()["event"] == event and response.json()["status"] == "cleared"
     assert engine.active() == []
@@ -548,10 +574,12 @@ def test_alertmanager_webhook_raises_then_clears(api, engine, channels):
     assert web01.context == {"job": "node", "mount": "/", "source": "alertmanager"}
     assert active["LatencyHigh"].message == "LatencyHigh on None"  # falls back to the description
     assert all(record.context["source"] == "alertmanager" for record in active.values())
+    assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical"]
 
     # Alertmanager repeats the group while it fires: debounced, nothing sent again
     assert api.post("/v1/alertmanager", am_webhook(firing)).json() == {"raised": 6, "cleared": 0}
+    assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical"]
     assert engine.active_events()[0].seen == 2
 
@@ -559,6 +587,7 @@ def test_alertmanager_webhook_raises_then_clears(api, engine, channels):
     response = api.post("/v1/alertmanager", am_webhook(resolved))
     assert response.status_code == 200 and response.json() == {"raised": 0, "cleared": 6}
     assert engine.active() == []
+    assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical", "resolved:critical", "resolved:critical"]
     recovery = channels["log"].sent[-1]
     assert recovery.resolved and recovery.message == "resolved in Alertmanager"

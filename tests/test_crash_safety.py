@@ -1,22 +1,18 @@
 """Crash safety: a child process runs an Engine flat out on a state file — raising, escalating and clearing ~30
-events, delivering to a channel that journals every alert (write + fsync) — and is SIGKILLed at a random moment,
-again and again, on the same state file.
+events — delivering to a real loopback webhook (tray-alerts' webhook channel POSTing to an HTTP server in this
+process, answering at once or after 200 ms) and to a flaky channel that journals to a file and fails ~30% of
+sends (retryably), and is SIGKILLed at a random moment, again and again, on the same state file.
 
 After every kill:
   * the state file opens: `PRAGMA integrity_check` is ok and nothing was moved aside as damaged;
-  * nothing is half-written: every active row parses and its firing (and its episode's first firing) is in the
-    history; every outbox row's alert parses and its firing or clear is in the history;
-  * a fresh Engine sees exactly the active events the file held before it was opened (read with sqlite3);
-  * raising any of those events again (same or lower level) is debounced: the debounce state survived the kill;
-  * what the journal says was delivered agrees with the state, except for the one operation in flight at the kill
-    (the state change is committed before delivery; a kill in between loses that one delivery — counted as
-    `lost_in_flight`, see the report).
-Across all runs: no alert is delivered twice to the journaling channel, and per event its deliveries alternate
-firing (only rising levels in between) and recovery.
-
-A second, flaky channel (fails ~30% of sends, retryably) keeps the outbox busy so that kills also land in the
-middle of retries. Its duplicates are counted, not forbidden: an outbox retry that got through just before a kill
-is sent again once its claim runs out (at-least-once).
+  * nothing is half-written: every firing event has its firing in the history, every outbox row parses and its
+    firing or clear is in the history (a notification is a row written with the state change that causes it);
+  * a fresh Engine sees exactly the firing events the file held, and raising any of them again is debounced;
+  * the fresh Engine drains the outbox: every row is delivered (the ones the kill interrupted are sent again,
+    marked as possible repeats).
+Across all runs, at-least-once: every notification ever committed reached its peer (0 lost); a notification
+arrived twice only if a kill interrupted it (duplicates <= kills, and counted); no peer got a recovery before the
+firing of its episode; every attempt that reached a peer has its line in the history.
 
 `run_kill_campaign` is shared with bench/bench_reliability.py: it collects violations instead of asserting and
 imports nothing from pytest or conftest.
@@ -31,61 +27,57 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tray_alerts import Alert, Engine, Level
-from tray_alerts.state import StateError, from_timestamp
+from tray_alerts.channels.webhook import WebhookChannel
+from tray_alerts.outbox import RetryPolicy
+from tray_alerts.state import StateError
 
-KILLS = int(os.environ.get("TRAY_ALERTS_CRASH_KILLS", "50"))
+KILLS = int(os.environ.get("TRAY_ALERTS_CRASH_KILLS", "30"))
 SEED = int(os.environ.get("TRAY_ALERTS_CRASH_SEED", "20240517"))
 EVENTS = 30
-KILL_DELAY = (0.020, 0.200)  # seconds after the child says it is running
+KILL_DELAY = (0.020, 0.300)  # seconds after the child says it is running
 READY_TIMEOUT = 60.0  # generous: only a wedged child takes this long to open its state file
-STRICT = "journal"  # never fails: every alert it is sent must arrive exactly once
-FLAKY = "flaky"  # fails ~30% of sends, retryably: exercises the outbox across kills
-CHANNELS = (STRICT, FLAKY)
-RANK = {level.value: rank for rank, level in enumerate(Level)}
+DRAIN_TIMEOUT = 60.0
+HOOK, FLAKY = "hook", "flaky"
+CHANNELS = (HOOK, FLAKY)
+POLICY = RetryPolicy(first=0.01, longest=0.05, expiry=3600)
 
 CHILD = r'''
-import logging, os, random, sys, threading
+import logging, os, random, sys
 
 from tray_alerts import DeliveryError, Engine, Level
+from tray_alerts.channels.webhook import WebhookChannel
 from tray_alerts.outbox import RetryPolicy
 
 logging.disable(logging.WARNING)  # the flaky channel's warnings would only fill stderr; errors still show
-state_path, journal_path, seed, events = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+state_path, url, journal_path, seed, events = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 fd = os.open(journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-lock = threading.Lock()
-
-
-def write(fields, sync):
-    data = ("\t".join(fields) + "\n").encode()
-    with lock:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
 
 
 class JournalChannel:
-    """One line per delivery, on disk before send() returns; optionally fails (retryably) some of the time."""
+    """One line per delivery, on disk before send() returns; fails (retryably) some of the time."""
 
-    def __init__(self, name, fail_rate=0.0):
+    def __init__(self, name, fail_rate):
         self.name, self.fail_rate = name, fail_rate
         self.rng = random.Random(f"{seed}-{name}")
 
     def send(self, alert):
-        if self.fail_rate and self.rng.random() < self.fail_rate:
+        if self.rng.random() < self.fail_rate:
             raise DeliveryError(f"{self.name}: not now")
-        kind = "resolved" if alert.resolved else "reminder" if getattr(alert, "reminder", False) else "fired"
-        write(["sent", self.name, alert.event, kind, alert.level.value, alert.at.isoformat()], sync=True)
+        os.write(fd, (json.dumps(alert.to_dict()) + "\n").encode())
+        os.fsync(fd)
 
 
-channels = {"journal": JournalChannel("journal"), "flaky": JournalChannel("flaky", 0.3)}
-engine = Engine(channels, {level: list(channels) for level in Level}, state_path, delivery_timeout=60,
+import json
+channels = {"hook": WebhookChannel("hook", url, timeout=30), "flaky": JournalChannel("flaky", 0.3)}
+engine = Engine(channels, {level: list(channels) for level in Level}, state_path, delivery_timeout=30,
                 retry=RetryPolicy(first=0.01, longest=0.05, expiry=3600))
 print("ready", flush=True)
 rng = random.Random(seed)
@@ -95,13 +87,54 @@ while True:
     n += 1
     event = f"ev{rng.randrange(events)}"
     if rng.random() < 0.35:
-        write(["op", event, "clear", "-"], sync=False)
         engine.clear_alert(event, f"fixed #{n}")
     else:
-        level = rng.choice(levels)
-        write(["op", event, "raise", level.value], sync=False)
-        engine.raise_alert(event, level, f"trouble #{n}", n=n)
+        engine.raise_alert(event, rng.choice(levels), f"trouble #{n}", n=n)
 '''
+
+
+class WebhookPeer:
+    """An HTTP server on loopback that keeps every alert POSTed to it, answering 200 after `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.received: list[dict] = []
+        self._lock = threading.Lock()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if peer.delay:
+                    time.sleep(peer.delay)
+                with peer._lock:
+                    peer.received.append(body)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ReliableJournal:
+    """The flaky channel as a restarted engine sees it: it works, and writes where the child's did."""
+
+    def __init__(self, name: str, path: Path):
+        self.name, self.path = name, path
+
+    def send(self, alert: Alert) -> None:
+        with open(self.path, "a") as journal:
+            journal.write(json.dumps(alert.to_dict()) + "\n")
 
 
 @dataclass
@@ -109,99 +142,76 @@ class Campaign:
     """What a series of kills showed."""
 
     kills: int = 0
-    clean_restarts: int = 0  # the file opened, passed every check, and a fresh Engine could be built on it
-    active_kept: int = 0  # restarts where the fresh Engine's active set equalled the file's
-    active_before: int = 0  # active events in the file at the kills, summed
-    active_after: int = 0  # of those, seen active (same level, since, at, told) by the fresh Engine
+    clean_restarts: int = 0  # the file opened, passed every check, and a fresh Engine drained it
+    active_kept: int = 0  # restarts where the fresh Engine's firing events equalled the file's
+    active_before: int = 0  # firing events in the file at the kills, summed
     debounced: int = 0  # re-raises of those events that were debounced after the restart
-    ops: int = 0  # operations the children started
-    deliveries: int = 0  # journal lines of the strict channel
-    duplicates: int = 0  # strict channel: alerts delivered more than once (must be 0)
-    retry_duplicates: int = 0  # flaky channel: alerts sent again by the outbox after a kill (at-least-once)
-    lost_in_flight: int = 0  # kills that fell between a committed state change and its delivery
+    committed: int = 0  # notifications (outbox rows) the children and restarts committed
+    delivered: int = 0  # notifications that reached their peer
+    lost: int = 0  # committed notifications that never reached their peer (must be 0)
+    duplicates: int = 0  # notifications that reached their peer more than once (at most one per kill)
+    marked_repeats: int = 0  # arrivals marked as possible repeats
+    interrupted: int = 0  # rows a kill left mid-send, sent again by the restart
     seconds: float = 0.0
     violations: list[str] = field(default_factory=list)
 
 
-def run_kill_campaign(folder: Path, kills: int = KILLS, seed: int = SEED, events: int = EVENTS,
-                      delay: tuple[float, float] = KILL_DELAY) -> Campaign:
+def run_kill_campaign(folder: Path, kills: int = KILLS, seed: int = SEED, peer_delay: float = 0.0,
+                      events: int = EVENTS, delay: tuple[float, float] = KILL_DELAY) -> Campaign:
     """Start a child on `folder`/state.db `kills` times, SIGKILL it after a random delay, check everything."""
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "crash_child.py"
     script.write_text(CHILD)
-    state_path = folder / "state.db"
+    state_path, journal = folder / "state.db", folder / "flaky.journal"
     rng = random.Random(seed)
     result = Campaign()
-    model: dict[str, tuple[str, str]] = {}  # strict channel's view: event -> (level, at) of the live firing
-    sent: Counter = Counter()
+    peer = WebhookPeer(peer_delay)
     started = time.monotonic()
-    for run in range(kills):
-        journal = folder / f"journal-{run:03d}.log"
-        with open(folder / f"child-{run:03d}.err", "wb") as err:
-            process = subprocess.Popen([sys.executable, str(script), str(state_path), str(journal),
-                                        str(seed * 1000 + run), str(events)],
-                                       stdout=subprocess.PIPE, stderr=err, cwd=folder)
-        try:
-            ready = _wait_ready(process)
-            if ready:
-                time.sleep(rng.uniform(*delay))
-            process.send_signal(signal.SIGKILL)
-            process.wait(30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            process.stdout.close()
-        tag = f"run {run} (seed {seed})"
-        if not ready or process.returncode != -signal.SIGKILL:
-            result.violations.append(f"{tag}: the child did not start or died by itself (exit {process.returncode}):"
-                                     f" {(folder / f'child-{run:03d}.err').read_text(errors='replace')[-2000:]}")
-            continue
-        result.kills += 1
-        lines = _journal_lines(journal)
-        result.ops += sum(1 for line in lines if line[0] == "op")
-        for line in lines:
-            if line[0] == "sent":
-                sent[tuple(line[1:])] += 1
-                result.deliveries += line[1] == STRICT
-
-        before, issues = inspect_state(state_path)
-        issues += _replay(model, lines, before, result)
-        if before is not None:
-            model = {event: (row["level"], row["at_iso"]) for event, row in before.items()}
-            kept, restart_issues = _restart_and_check(state_path, before, result)
-            issues += restart_issues
-            result.active_kept += kept
-        result.clean_restarts += not issues
-        result.violations.extend(f"{tag}: {issue}" for issue in issues)
-
-    for (channel, event, kind, level, at), count in sent.items():
-        if count > 1:
-            if channel == STRICT:
-                result.duplicates += count - 1
-                result.violations.append(f"{event}: {kind} {level} at {at} delivered {count} times to {channel}")
-            else:
-                result.retry_duplicates += count - 1
+    try:
+        for run in range(kills):
+            tag = f"run {run} (seed {seed})"
+            killed, error = _run_child(script, state_path, peer.url, journal, seed * 1000 + run, events,
+                                       rng.uniform(*delay), folder / f"child-{run:03d}.err")
+            if not killed:
+                result.violations.append(f"{tag}: the child did not start or died by itself: {error}")
+                continue
+            result.kills += 1
+            before, issues = inspect_state(state_path)
+            if before is not None:
+                issues += _restart_and_check(state_path, before, peer.url, journal, result)
+            result.clean_restarts += not issues
+            result.violations.extend(f"{tag}: {issue}" for issue in issues)
+        _compare(state_path, peer.received, _journal(journal), result)
+    finally:
+        peer.close()
     result.seconds = time.monotonic() - started
     return result
 
 
-def _wait_ready(process: subprocess.Popen) -> bool:
-    """Whether the child printed `ready` (its Engine is open) before it exited or the timeout passed."""
-    readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
-    return bool(readable) and process.stdout.readline().strip() == b"ready"
-
-
-def _journal_lines(path: Path) -> list[list[str]]:
-    """The journal's complete lines as fields (a line the kill cut short was not yet written, so not sent)."""
-    if not path.exists():
-        return []
-    text = path.read_bytes().decode()
-    return [line.split("\t") for line in text.split("\n")[:-1]]
+def _run_child(script: Path, state_path: Path, url: str, journal: Path, seed: int, events: int, wait: float,
+               err_path: Path) -> tuple[bool, str]:
+    """Start the child, let it work `wait` seconds, SIGKILL it; (killed as planned, what went wrong)."""
+    with open(err_path, "wb") as err:
+        process = subprocess.Popen([sys.executable, str(script), str(state_path), url, str(journal), str(seed),
+                                    str(events)], stdout=subprocess.PIPE, stderr=err, cwd=script.parent)
+    try:
+        readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
+        ready = bool(readable) and process.stdout.readline().strip() == b"ready"  # type: ignore[union-attr]
+        if ready:
+            time.sleep(wait)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+    killed = ready and process.returncode == -signal.SIGKILL
+    return killed, "" if killed else f"exit {process.returncode}: {err_path.read_text(errors='replace')[-2000:]}"
 
 
 def inspect_state(path: Path) -> tuple[dict[str, dict] | None, list[str]]:
-    """Read the state file with sqlite3 alone: its active events (None if it cannot be read) and what is wrong."""
+    """Read the state file with sqlite3 alone: its firing events (None if it cannot be read) and what is wrong."""
     issues = []
     damaged = sorted(p.name for p in path.parent.glob(f"{path.name}.damaged-*"))
     if damaged:
@@ -214,35 +224,26 @@ def inspect_state(path: Path) -> tuple[dict[str, dict] | None, list[str]]:
         integrity = db.execute("PRAGMA integrity_check").fetchall()
         if integrity != [("ok",)]:
             issues.append(f"integrity_check: {integrity[:5]}")
-        rows = db.execute("SELECT event, level, message, context, since, at, seen, last_seen, told FROM active"
-                          ).fetchall()
-        history = {(event, kind, at) for event, kind, at in db.execute(
+        rows = db.execute("SELECT event, level, since, at, seen, told, episode FROM events").fetchall()
+        history = {(event, kind, round(at, 6)) for event, kind, at in db.execute(
             "SELECT event, kind, at FROM history WHERE kind IN ('fired', 'escalated', 'cleared')")}
-        outbox = db.execute("SELECT id, channel, event, since, alert FROM outbox").fetchall()
+        outbox = db.execute("SELECT id, channel, event, kind, alert FROM outbox").fetchall()
     except sqlite3.Error as error:
         return None, [*issues, f"sqlite3 cannot read the state file: {error}"]
     finally:
         db.close()
     firings = {(event, at) for event, kind, at in history if kind in ("fired", "escalated")}
     starts = {(event, at) for event, kind, at in history if kind == "fired"}
-    clears = {(event, from_timestamp(at)) for event, kind, at in history if kind == "cleared"}
-    firing_times = {(event, from_timestamp(at)) for event, at in firings}
-
+    clears = {(event, at) for event, kind, at in history if kind == "cleared"}
     active: dict[str, dict] = {}
-    for event, level, message, context, since, at, seen, last_seen, told in rows:
-        try:
-            row = {"level": Level.parse(level).value, "since": since, "at": at, "seen": seen,
-                   "told": sorted(json.loads(told)), "context": json.loads(context), "message": message,
-                   "at_iso": from_timestamp(at).isoformat()}
-        except (ValueError, TypeError) as error:
-            issues.append(f"active row {event!r} does not parse: {error}")
-            continue
-        if not isinstance(row["context"], dict) or not set(row["told"]) <= set(CHANNELS) or seen < 1 or since > at:
-            issues.append(f"active row {event!r} is inconsistent: {row}")
-        if (event, since) not in starts or (event, at) not in firings:
-            issues.append(f"active row {event!r} (since {since}, at {at}) has no firing in the history")
+    for event, level, since, at, seen, told, episode in rows:
+        row = {"level": level, "since": since, "at": at, "told": sorted(json.loads(told)), "episode": episode}
+        if not set(row["told"]) <= set(CHANNELS) or seen < 1 or since > at:
+            issues.append(f"firing event {event!r} is inconsistent: {row}")
+        if (event, round(since, 6)) not in starts or (event, round(at, 6)) not in firings:
+            issues.append(f"firing event {event!r} (since {since}, at {at}) has no firing in the history")
         active[event] = row
-    for id_, channel, event, since, payload in outbox:
+    for id_, channel, event, kind, payload in outbox:
         try:
             alert = Alert.from_dict(json.loads(payload))
         except (ValueError, TypeError, KeyError) as error:
@@ -250,128 +251,144 @@ def inspect_state(path: Path) -> tuple[dict[str, dict] | None, list[str]]:
             continue
         if alert.event != event or channel not in CHANNELS:
             issues.append(f"outbox row {id_} is inconsistent: {channel} {event} {alert}")
-        elif getattr(alert, "reminder", False):
-            continue
-        elif (event, alert.at) not in (clears if alert.resolved else firing_times):
+        elif kind != "reminder" and (event, round(alert.at.timestamp(), 6)) not in (clears if alert.resolved
+                                                                                      else firings):
             issues.append(f"outbox row {id_} ({channel}, {alert.tag} {event} at {alert.at}) has no"
                           f" {'clear' if alert.resolved else 'firing'} in the history")
     return active, issues
 
 
-def _replay(model: dict[str, tuple[str, str]], lines: list[list[str]], state: dict[str, dict] | None,
-            result: Campaign) -> list[str]:
-    """Play one run's strict-channel deliveries over the state the run started from; then the journal must agree
-    with the state the kill left, except for the event of the operation in flight."""
-    issues = []
-    last_op = None
-    for line in lines:
-        if line[0] == "op":
-            last_op = line[1:]
-            continue
-        if line[1] != STRICT:
-            continue
-        _, _, event, kind, level, at = line
-        live = model.get(event)
-        if kind == "fired":
-            if live is not None and RANK[level] <= RANK[live[0]]:
-                issues.append(f"{event}: fired {level} at {at} while already firing at {live[0]} (since {live[1]})")
-            model[event] = (level, at)
-        elif kind == "resolved":
-            if live is None or live[0] != level:
-                issues.append(f"{event}: resolved {level} at {at} but the live firing was {live}")
-            model.pop(event, None)
-        elif live is None or live[0] != level:  # a reminder repeats the live firing
-            issues.append(f"{event}: reminder {level} at {at} but the live firing was {live}")
-    if state is None:
-        return issues
-    stored = {event: (row["level"], row["at_iso"]) for event, row in state.items()}
-    differ = {event for event in model.keys() | stored.keys() if model.get(event) != stored.get(event)}
-    if not differ:
-        return issues
-    if last_op is not None and differ == {last_op[0]}:
-        event, action, level = last_op
-        live, now = model.get(event), stored.get(event)
-        if action == "clear" and live is not None and now is None:
-            result.lost_in_flight += 1  # cleared in the file; the recovery had not gone out yet
-            return issues
-        if (action == "raise" and now is not None and now[0] == level
-                and (live is None or RANK[live[0]] < RANK[level])):
-            result.lost_in_flight += 1  # fired in the file; the firing had not gone out yet
-            return issues
-    issues.append("the journal and the state file disagree beyond the operation in flight "
-                  f"({last_op}): " + "; ".join(f"{e}: delivered {model.get(e)}, stored {stored.get(e)}"
-                                               for e in sorted(differ)))
-    return issues
-
-
-class _Recorder:
-    def __init__(self, name: str):
-        self.name = name
-        self.sent: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.sent.append(alert)
-
-
-def _restart_and_check(path: Path, before: dict[str, dict], result: Campaign) -> tuple[bool, list[str]]:
-    """Open a fresh Engine on the file: the same active events, and every one of them still debounced."""
-    channels = {name: _Recorder(name) for name in CHANNELS}
+def _restart_and_check(path: Path, before: dict[str, dict], url: str, journal: Path, result: Campaign) -> list[str]:
+    """A fresh Engine on the file: the same firing events, each still debounced; then it drains the outbox."""
+    channels = {HOOK: WebhookChannel(HOOK, url, timeout=30), FLAKY: ReliableJournal(FLAKY, journal)}
     try:
-        engine = Engine(channels, {level: list(CHANNELS) for level in Level}, path, retry_in_background=False)
+        engine = Engine(channels, {level: list(CHANNELS) for level in Level}, path, retry=POLICY,
+                        retry_in_background=False, delivery_timeout=30)
     except (StateError, sqlite3.Error) as error:
-        return False, [f"a fresh Engine cannot open the state file: {error}"]
+        return [f"a fresh Engine cannot open the state file: {error}"]
     issues = []
     try:
-        after = {record.event: record for record in engine.active_events()}
+        after = {record.event: (record.level.value, record.since, record.at, sorted(record.told))
+                 for record in engine.active_events()}
+        expected = {event: (row["level"], row["since"], row["at"], row["told"]) for event, row in before.items()}
         result.active_before += len(before)
-        for event, row in before.items():
-            record = after.get(event)
-            if record is not None and (record.level.value, record.since, record.at, sorted(record.told)) == (
-                    row["level"], row["since"], row["at"], row["told"]):
-                result.active_after += 1
-        kept = {e: (r.level.value, r.since, r.at, sorted(r.told)) for e, r in after.items()} == {
-            e: (row["level"], row["since"], row["at"], row["told"]) for e, row in before.items()}
-        if not kept:
-            issues.append(f"a fresh Engine sees other active events than the file held: {sorted(after)} vs"
-                          f" {sorted(before)}")
+        if after == expected:
+            result.active_kept += 1
+        else:
+            issues.append(f"a fresh Engine sees other firing events than the file held: {after} vs {expected}")
         for event, row in before.items():
             again = engine.raise_alert(event, row["level"], "still there")
             lower = engine.raise_alert(event, Level.INFO, "still there, lower")
-            if again or lower:
-                issues.append(f"{event}: re-raised after the restart and not debounced: {again} {lower}")
+            if again.kind != "debounced" or lower.kind != "debounced":
+                issues.append(f"{event}: re-raised after the restart and not debounced: {again.kind} {lower.kind}")
             else:
                 result.debounced += 1
-        stray = [f"{name}: {a.tag} {a.event}" for name, channel in channels.items() for a in channel.sent]
-        if stray:
-            issues.append(f"the restarted engine sent something: {stray}")
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while engine.pending() and time.monotonic() < deadline:
+            engine.tick()
+            engine.wait_idle()
+            time.sleep(0.01)
+        left = engine.pending()
+        if left:
+            issues.append(f"{len(left)} notification(s) still not delivered after the restart drained the outbox")
     finally:
         engine.close()
-    return kept, issues
+    return issues
 
 
-def test_sigkill_at_random_moments_keeps_state_whole_and_delivers_nothing_twice(tmp_path):
-    result = run_kill_campaign(tmp_path, KILLS, SEED)
-    report = (f"seed {SEED}: {result.kills} kills, {result.ops} operations, {result.deliveries} deliveries,"
-              f" {result.lost_in_flight} lost in flight, {result.retry_duplicates} outbox re-sends,"
-              f" {result.active_before} active events at kills")
+def _journal(path: Path) -> list[dict]:
+    """What the flaky channel wrote (a line the kill cut short was not delivered)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]
+
+
+def _identity(event: str, kind: str, at: str, episode: str) -> tuple[str, str, str, str]:
+    return (event, kind, at, episode)
+
+
+def _compare(path: Path, hook: list[dict], flaky: list[dict], result: Campaign) -> None:
+    """Every committed notification arrived (at least once); repeats only where a kill interrupted a send."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT id, channel, kind, alert, status FROM outbox").fetchall()
+        lines = Counter(delivery for (delivery,) in db.execute(
+            "SELECT delivery FROM history WHERE delivery IS NOT NULL"))
+        result.interrupted = db.execute("SELECT count(*) FROM history WHERE detail LIKE 'attempt % interrupted%'"
+                                        ).fetchone()[0]
+    finally:
+        db.close()
+    arrived = {HOOK: Counter(), FLAKY: Counter()}
+    order_issues = []
+    for channel, payloads in ((HOOK, hook), (FLAKY, flaky)):
+        firings_seen: set[tuple[str, str]] = set()
+        for payload in payloads:
+            kind = "resolved" if payload.get("resolved") else "reminder" if payload.get("reminder") else "fired"
+            arrived[channel][_identity(payload["event"], kind, payload["at"], payload.get("episode", ""))] += 1
+            result.marked_repeats += bool(payload.get("possible_repeat"))
+            if kind == "fired":
+                firings_seen.add((payload["event"], payload.get("episode", "")))
+            elif kind == "resolved" and (payload["event"], payload.get("episode", "")) not in firings_seen:
+                order_issues.append(f"{channel} got the recovery of {payload['event']} before any of its firings")
+    result.violations.extend(order_issues[:10])
+    for id_, channel, kind, payload, status in rows:
+        alert = Alert.from_dict(json.loads(payload))
+        if status == "dropped":
+            continue
+        result.committed += 1
+        key = _identity(alert.event, "resolved" if alert.resolved else "reminder" if alert.reminder else "fired",
+                        alert.at.isoformat(), alert.episode)
+        count = arrived[channel].get(key, 0)
+        if count == 0 or status != "delivered":
+            result.lost += 1
+            result.violations.append(f"lost: row {id_} {channel} {key} ({status}, arrived {count} times)")
+            continue
+        result.delivered += 1
+        result.duplicates += count - 1
+        if lines[id_] < count:
+            result.violations.append(f"row {id_} {channel} {key} arrived {count} times but has {lines[id_]}"
+                                     " history line(s)")
+    if result.duplicates > result.kills:
+        result.violations.append(f"{result.duplicates} duplicates in {result.kills} kills")
+
+
+def _check(result: Campaign, report: str) -> None:
     assert result.violations == [], report + "\n" + "\n".join(result.violations[:20])
-    assert result.kills == KILLS and result.clean_restarts == KILLS and result.active_kept == KILLS, report
-    assert result.active_after == result.active_before == result.debounced, report
-    assert result.duplicates == 0, report
-    assert result.retry_duplicates <= result.kills, report
+    assert result.kills == result.clean_restarts == result.active_kept > 0, report
+    assert result.active_before == result.debounced, report
+    assert result.lost == 0 and result.duplicates <= result.kills, report
     # the children did real work between kills (not a timing bound: any progress at all)
-    assert result.ops > 0 and result.deliveries > 0 and result.active_before > 0, report
+    assert result.committed > 0 and result.active_before > 0, report
 
 
-def test_the_journal_check_catches_a_duplicate_and_a_lost_clear():
-    """The replay is strict enough to fail: a firing sent twice and a state that disagrees are both reported."""
-    result = Campaign()
-    at = datetime(2024, 5, 17, 12, 0).astimezone().isoformat()
-    lines = [["op", "e", "raise", "error"], ["sent", STRICT, "e", "fired", "error", at],
-             ["op", "e", "raise", "error"], ["sent", STRICT, "e", "fired", "error", at]]
-    assert any("already firing" in issue for issue in _replay({}, lines, None, result))
-    model: dict = {}
-    stored = {"f": {"level": "warning", "at_iso": at}}
-    assert _replay(model, [["op", "e", "raise", "error"], ["sent", STRICT, "e", "fired", "error", at]], stored,
-                   result) and result.lost_in_flight == 0
-    assert _replay({}, [["op", "f", "raise", "warning"]], stored, result) == [] and result.lost_in_flight == 1
+def _report(result: Campaign) -> str:
+    return (f"{result.kills} kills: {result.committed} notifications committed, {result.delivered} delivered,"
+            f" {result.lost} lost, {result.duplicates} duplicates, {result.marked_repeats} marked as possible"
+            f" repeats, {result.interrupted} interrupted sends")
+
+
+def test_sigkill_with_a_fast_peer_loses_nothing_and_repeats_only_what_a_kill_interrupted(tmp_path):
+    result = run_kill_campaign(tmp_path, KILLS, SEED)
+    _check(result, _report(result))
+
+
+def test_sigkill_with_a_200_ms_peer_loses_nothing(tmp_path):
+    result = run_kill_campaign(tmp_path, max(5, KILLS // 3), SEED + 1, peer_delay=0.2)
+    _check(result, _report(result))
+    assert result.interrupted > 0, "no kill landed mid-send: the campaign did not test what it claims"
+
+
+def test_the_comparison_catches_a_lost_notification_and_a_repeat(tmp_path):
+    """The check is strict enough to fail: a committed row that never arrived, one that arrived three times."""
+    path = tmp_path / "state.db"
+    engine = Engine({HOOK: ReliableJournal(HOOK, tmp_path / "j")}, {"error": [HOOK]}, path,
+                    retry_in_background=False)
+    engine.raise_alert("a", "error", "m")
+    engine.raise_alert("b", "error", "m")
+    engine.close()
+    sent = [json.loads(line) for line in (tmp_path / "j").read_text().splitlines()]
+    result = Campaign(kills=1)
+    _compare(path, [sent[0], sent[0], sent[0]], [], result)
+    assert result.lost == 1 and result.duplicates == 2
+    assert any("lost" in v for v in result.violations) and any("duplicates in 1 kills" in v
+                                                                for v in result.violations)

@@ -1,6 +1,10 @@
 """The promises the repository makes about itself: the quick start and CI run the same test command."""
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +31,9 @@ def test_every_settings_key_is_commented():
         if "=" in line and not line.lstrip().startswith(";"):
             above = lines[max(0, index - 6):index]
             assert any(previous.startswith(";") for previous in above), f"settings.ini line {index + 1} has no comment"
+
+
+def test_the_package_type_checks_with_mypy():
+    pytest.importorskip("mypy", reason="mypy is in the test extra: pip install -e '.[test]'")
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

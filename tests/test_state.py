@@ -1,53 +1,110 @@
+"""The state file: private, WAL, one transaction per write with a revision other processes notice, reads that
+never wait on a writer, and files from earlier versions carried over."""
+import json
 import sqlite3
 import stat
-import time
 
 import pytest
 
-from tray_alerts.model import Level
-from tray_alerts.state import ActiveEvent, StateError, StateStore
+from tray_alerts.lifecycle import ActiveEvent
+from tray_alerts.model import Alert, Level
+from tray_alerts.pipeline import Delivery
+from tray_alerts.state import StateError, StateStore, StoreFault
 
 
-def test_file_is_private_and_in_wal_mode(tmp_path):
+def record(event="e", since=1.0, episode="ep1", **changes) -> ActiveEvent:
+    fields = dict(level=Level.ERROR, message="m", context={"k": "v", "n": 1}, since=since, at=since, seen=1,
+                  last_seen=since, told=frozenset({"slack"}), episode=episode)
+    fields.update(changes)
+    return ActiveEvent(event, **fields)
+
+
+def test_file_and_folder_are_private_and_in_wal_mode(tmp_path):
     store = StateStore(tmp_path / "deep" / "state.db")
     try:
         assert stat.S_IMODE((tmp_path / "deep" / "state.db").stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "deep").stat().st_mode) == 0o700
         assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         store.close()
 
 
-def test_active_round_trip_and_told_update(tmp_path):
+def test_events_round_trip_and_every_write_bumps_the_revision(tmp_path):
     path = tmp_path / "state.db"
     store = StateStore(path)
-    now = time.time()
-    record = ActiveEvent("e", Level.ERROR, "m", {"k": "v", "n": 1}, since=now, at=now, seen=1, last_seen=now)
-    store.save_firing(record, "fired", {"slack", "sms"})
-    from tray_alerts.model import Alert
-    from tray_alerts.state import from_timestamp
-
-    assert store.load_active()[0].told == {"slack", "sms"}  # until the results are in: everyone it went to
-    store.queue_deliveries(Alert("e", Level.ERROR, "m", at=from_timestamp(now)), now,
-                           {"slack": (True, ""), "sms": (False, "HTTP 400")}, {"slack"})
+    with store.write() as tx:
+        tx.put_event(record())
+        tx.history(1.0, "e", "fired", Level.ERROR, "m")
+    assert store.revision() == 1 and store.changes_since(0).events == {"e"}
+    with store.write() as tx:
+        tx.delete_event("other", 2.0)
+    assert store.changes_since(1).events == {"other"} and store.changes_since(2).events == frozenset()
     store.close()
     reopened = StateStore(path)
     (loaded,) = reopened.load_active()
-    assert (loaded.event, loaded.level, loaded.told) == ("e", Level.ERROR, {"slack"})
+    assert (loaded.event, loaded.level, loaded.told, loaded.episode) == ("e", Level.ERROR, {"slack"}, "ep1")
     assert loaded.context == {"k": "v", "n": 1}
-    entries = reopened.history()
-    assert [(h.kind, h.channel, h.ok) for h in entries] == [("delivery", "sms", False), ("delivery", "slack", True),
-                                                             ("fired", None, None)]
-    assert entries[0].detail == "HTTP 400"
+    assert [(h.kind, h.event) for h in reopened.history()] == [("fired", "e")]
     reopened.close()
+
+
+def test_a_reader_far_behind_is_told_to_reload_everything(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    for i in range(3):
+        with store.write() as tx:
+            tx.put_event(record(f"e{i}"))
+    with store.write() as tx:
+        tx.db.execute("DELETE FROM changes WHERE rev <= 2")  # the change log was trimmed
+    assert store.changes_since(0).events is None and store.changes_since(2).events == {"e2"}
+    store.close()
 
 
 def test_seen_counts_only_touch_the_same_episode(tmp_path):
     store = StateStore(tmp_path / "state.db")
-    old = ActiveEvent("e", Level.INFO, "m", {}, since=1.0, at=1.0, seen=5, last_seen=2.0)
-    new = ActiveEvent("e", Level.INFO, "m", {}, since=3.0, at=3.0, seen=1, last_seen=3.0)
-    store.save_firing(new, "fired", set())
-    store.save_seen([old])
-    assert store.load_active()[0].seen == 1
+    with store.write() as tx:
+        tx.put_event(record(episode="new", seen=1))
+        assert tx.add_seen("e", "old", 5, 9.0) is False
+        assert tx.add_seen("e", "new", 2, 9.0) is True
+    assert store.load_active()[0].seen == 3
+    store.close()
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    with pytest.raises(RuntimeError):
+        with store.write() as tx:
+            tx.put_event(record())
+            raise RuntimeError("a bug between two statements")
+    assert store.load_active() == [] and store.revision() == 0
+    store.close()
+
+
+def test_reads_and_opening_do_not_wait_for_another_processes_write(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        store = StateStore(path, busy_timeout=0.2)
+        assert store.load_active() == [] and store.history() == [] and store.channel_health() == {}
+        with pytest.raises(StoreFault, match="state.db: locked by another process"):
+            with store.write():
+                pass
+        store.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_rows_keep_their_order_per_channel_event_and_recipient(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    alert = Alert("e", Level.ERROR, "m")
+    with store.write() as tx:
+        first = tx.insert(Delivery(0, "sms", "e", "ep", "firing", alert, "+1", not_before=5.0, expires_at=99))
+        tx.insert(Delivery(0, "sms", "e", "ep", "recovery", alert, "+1", not_before=0.0, expires_at=99))
+        other = tx.insert(Delivery(0, "sms", "e", "ep", "firing", alert, "+2", not_before=0.0, expires_at=99))
+        assert [row.id for row in tx.due(1.0, 10)] == [other.id]  # +1's recovery waits behind its firing
+        assert [row.id for row in tx.due(5.0, 10)] == [other.id, first.id]
     store.close()
 
 
@@ -60,15 +117,10 @@ def test_a_newer_schema_is_refused(tmp_path):
         StateStore(path)
 
 
-def test_old_history_is_pruned_on_open(tmp_path):
-    path = tmp_path / "state.db"
-    store = StateStore(path)
-    store.save_firing(ActiveEvent("old", Level.INFO, "m", {}, since=100.0, at=100.0, last_seen=100.0), "fired",
-                      set())
-    store.close()
-    reopened = StateStore(path)
-    assert reopened.history() == [] and [r.event for r in reopened.load_active()] == ["old"]
-    reopened.close()
+def test_a_state_folder_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "state").write_text("not a folder")
+    with pytest.raises(StateError, match="not a folder"):
+        StateStore(tmp_path / "state" / "state.db")
 
 
 def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
@@ -84,18 +136,36 @@ def test_a_damaged_file_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog)
     assert "is damaged" in caplog.text
 
 
-def test_an_old_schema_gains_the_outbox(tmp_path):
+def test_a_schema_4_file_is_carried_over(tmp_path):
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE active (event TEXT PRIMARY KEY, level TEXT NOT NULL, message TEXT NOT NULL,"
-               " context TEXT NOT NULL, since REAL NOT NULL, at REAL NOT NULL, seen INTEGER NOT NULL,"
-               " last_seen REAL NOT NULL, told TEXT NOT NULL)")
-    db.execute("INSERT INTO active VALUES ('e', 'error', 'm', '{}', 1, 1, 1, 1, '[]')")
-    db.execute("PRAGMA user_version=1")
+    db.executescript("""
+        CREATE TABLE active (event TEXT PRIMARY KEY, level TEXT NOT NULL, message TEXT NOT NULL,
+            context TEXT NOT NULL, since REAL NOT NULL, at REAL NOT NULL, seen INTEGER NOT NULL,
+            last_seen REAL NOT NULL, told TEXT NOT NULL);
+        CREATE TABLE history (id INTEGER PRIMARY KEY, at REAL NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL,
+            level TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', channel TEXT, ok INTEGER,
+            detail TEXT NOT NULL DEFAULT '');
+        CREATE TABLE outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, event TEXT NOT NULL,
+            since REAL NOT NULL, alert TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
+            expires_at REAL NOT NULL, lease_until REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');
+        CREATE TABLE mutes (event TEXT PRIMARY KEY, until REAL NOT NULL);
+        INSERT INTO active VALUES ('e', 'error', 'm', '{}', 1, 1, 4, 2, '["slack"]');
+        INSERT INTO history (at, event, kind, level) VALUES (1, 'e', 'fired', 'error');
+        INSERT INTO mutes VALUES ('e', 9e9);
+        PRAGMA user_version=4;
+    """)
+    alert = json.dumps(Alert("e", Level.ERROR, "m", resolved=True).to_dict())
+    db.execute("INSERT INTO outbox VALUES (1, 'slack', 'e', 1, ?, 2, 50, 99, 0, 'HTTP 500')", (alert,))
     db.commit()
     db.close()
     store = StateStore(path)
     try:
-        assert [r.event for r in store.load_active()] == ["e"] and store.outbox_channels("e") == set()
+        (event,) = store.load_active()
+        assert (event.event, event.seen, event.told, event.episode) == ("e", 4, {"slack"}, "e@1.000000")
+        (row,) = store.pending()
+        assert (row.channel, row.kind, row.hold, row.attempts, row.not_before) == ("slack", "recovery", "retry", 2, 50)
+        assert row.episode == event.episode and store.load_mutes() == {"e": 9e9}
+        assert [h.kind for h in store.history()] == ["fired"]
     finally:
         store.close()

@@ -1,16 +1,16 @@
 """Storm control, reminders, per-event mute and recovery durations."""
-import time
-
 import pytest
 
 from conftest import RecordingChannel
-from polling import wait_until
 from tray_alerts import Engine, Level
-from tray_alerts.outbox import RetryPolicy
+from tray_alerts.clock import FakeClock
 from tray_alerts.reminders import ReminderPolicy
 from tray_alerts.storm import ChannelLimits, StormControl
 
-FAST = RetryPolicy(first=0.02, longest=0.1)
+
+@pytest.fixture
+def clock():
+    return FakeClock()
 
 
 class GroupingChannel(RecordingChannel):
@@ -35,103 +35,161 @@ def routes(*names):
     return {level: list(names) for level in Level}
 
 
-def test_a_storm_shows_a_few_pop_ups_then_one_summary_and_loses_nothing(tmp_path):
+def test_a_storm_shows_a_few_pop_ups_then_one_summary_and_loses_nothing(tmp_path, clock):
     desktop, log = RecordingChannel("desktop"), RecordingChannel("log")
-    summaries = []
     limits = {"desktop": ChannelLimits(max_per_minute=3)}
     with Engine({"desktop": desktop, "log": log}, routes("desktop", "log"), tmp_path / "s.db", limits=limits,
-                retry=FAST) as engine:
-        engine.storm._send_summary = lambda name, alert: summaries.append((name, alert))
+                retry_in_background=False, clock=clock) as engine:
         results = [engine.raise_alert(f"check{i}", "error", "network down") for i in range(40)]
         assert [r["desktop"] for r in results].count(True) == 3
         assert len(log.sent) == 40 and len(engine.active()) == 40  # every alert is in the tray and the log
         held = [h for h in engine.history(limit=500) if h.channel == "desktop" and not h.ok]
         assert len(held) == 37 and all("held back by storm control" in h.detail for h in held)
-        engine.storm.close()  # the minute is over: the summary goes out
-    assert summaries and summaries[0][0] == "desktop"
-    assert summaries[0][1].message == "37 more alerts — open the tray" and summaries[0][1].level is Level.ERROR
+        clock.advance(59)
+        engine.tick()
+        assert engine.wait_idle() and len(desktop.sent) == 3  # the minute is not over yet
+        clock.advance(1)
+        engine.tick()
+        assert engine.wait_idle()
+    summary = desktop.sent[-1]
+    assert len(desktop.sent) == 4 and summary.event == "tray-alerts"
+    assert summary.message == "37 more alerts — open the tray" and summary.level is Level.ERROR
     assert engine.storm.stats["held_back"] == 37
 
 
-def test_held_back_pop_ups_get_no_recovery_pop_up(tmp_path):
+def test_closing_sends_the_summary_still_waiting(tmp_path, clock):
     desktop = RecordingChannel("desktop")
-    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db",
-                limits={"desktop": ChannelLimits(max_per_minute=1)}) as engine:
-        engine.storm._send_summary = lambda name, alert: None
+    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
+                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
+        engine.raise_alert("a", "critical", "m")
+        engine.raise_alert("b", "critical", "m")
+    assert [a.message for a in desktop.sent] == ["m", "1 more alert — open the tray"]
+
+
+def test_the_summary_is_at_the_worst_level_held_back(tmp_path, clock):
+    desktop = RecordingChannel("desktop")
+    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
+                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
+        for i, level in enumerate(["info", "info", "critical", "warning"]):
+            engine.raise_alert(f"e{i}", level, "m")
+    assert desktop.sent[-1].level is Level.CRITICAL and desktop.sent[-1].message == "3 more alerts — open the tray"
+
+
+def test_held_back_pop_ups_get_no_recovery_pop_up(tmp_path, clock):
+    desktop = RecordingChannel("desktop")
+    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
+                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
         engine.raise_alert("a", "warning", "m")
         engine.raise_alert("b", "warning", "m")
         assert engine.clear_alert("b") == {}  # it never popped up, so its recovery does not either
-    assert desktop.kinds() == ["fired:warning"]
+        clock.advance(60)
+        engine.tick()
+        assert engine.wait_idle()
+    assert desktop.kinds() == ["fired:warning", "fired:warning"]  # the first alert, then the summary
+    assert desktop.sent[-1].event == "tray-alerts"
 
 
-def test_slack_groups_what_piles_up_into_one_message(tmp_path):
+def test_slack_groups_what_piles_up_into_one_message(tmp_path, clock):
     slack = GroupingChannel("slack")
-    limits = {"slack": ChannelLimits(group_after=2, group_window=0.3)}
-    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", limits=limits, retry=FAST) as engine:
-        for i in range(12):
-            engine.raise_alert(f"svc{i}", "critical", "down")
-        wait_until(lambda: len(slack.sent) == 12)
-        time.sleep(0.2)
+    limits = {"slack": ChannelLimits(group_after=2, group_window=30)}
+    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", limits=limits, retry_in_background=False,
+                clock=clock) as engine:
+        results = [engine.raise_alert(f"svc{i}", "critical", "down") for i in range(12)]
+        assert [r.outcomes["slack"].status for r in results].count("held") == 10
+        clock.advance(29)
+        engine.tick()
+        assert engine.wait_idle() and len(slack.sent) == 2
+        clock.advance(1)
+        engine.tick()
+        assert engine.wait_idle()
     assert [len(message) for message in slack.messages] == [1, 1, 10]
     assert sorted(a.event for a in slack.sent) == sorted(f"svc{i}" for i in range(12))
 
 
 def test_storm_control_decisions_without_an_engine():
-    sent = []
-    storm = StormControl({"desktop": ChannelLimits(max_per_minute=2)}, lambda name, alert: sent.append(alert))
     from tray_alerts import Alert
 
+    storm = StormControl({"desktop": ChannelLimits(max_per_minute=2)})
     actions = [storm.decide("desktop", Alert(f"e{i}", "info", "m"), now=100.0 + i).action for i in range(4)]
     assert actions == ["send", "send", "suppress", "suppress"]
+    assert storm.next_summary_at() == 160.0
+    assert storm.take_summaries(159.0) == {}
+    (summary,) = storm.take_summaries(160.0).values()
+    assert summary.message == "2 more alerts — open the tray"
     assert storm.decide("desktop", Alert("later", "info", "m"), now=200.0).action == "send"  # a new minute
-    assert storm.decide("slack", Alert("x", "info", "m")).action == "send"  # no limits: always send
-    storm.close()
-    assert sent and sent[0].message == "2 more alerts — open the tray"
+    assert storm.decide("slack", Alert("x", "info", "m"), now=200.0).action == "send"  # no limits: always send
 
 
-def test_reminders_repeat_an_alert_still_active_with_how_long_it_fired(tmp_path):
+def test_reminders_repeat_an_alert_still_active_with_how_long_it_fired(tmp_path, clock):
     slack = RecordingChannel("slack")
-    policy = ReminderPolicy(levels={Level.CRITICAL: 0.2})
-    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", reminders=policy) as engine:
+    policy = ReminderPolicy(levels={Level.CRITICAL: 3600})
+    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", reminders=policy, retry_in_background=False,
+                clock=clock) as engine:
         engine.raise_alert("db", "critical", "database down")
         engine.raise_alert("disk", "warning", "disk at 91%")  # no reminders for warning
-        wait_until(lambda: sum(a.reminder for a in slack.sent) >= 2)
+        for _ in range(5):  # a pass every 30 min for 2.5 h: two reminders, an hour apart, not one per pass
+            clock.advance(1800)
+            engine.tick()
+            assert engine.wait_idle()
         engine.clear_alert("db", "database back")
         reminded = [h for h in engine.history(event="db") if h.kind == "reminded"]
     reminders = [a for a in slack.sent if a.reminder]
-    assert all(a.event == "db" and a.firing_for >= 0.2 for a in reminders)
-    assert "reminder: still firing after" in reminders[0].format()
-    assert reminded and slack.sent[-1].resolved and slack.sent[-1].note().startswith("recovered after")
+    assert [(a.event, a.firing_for) for a in reminders] == [("db", 3600), ("db", 7200)]
+    assert "reminder: still firing after 1 h" in reminders[0].format()
+    assert len(reminded) == 2 and slack.sent[-1].resolved and slack.sent[-1].note() == "recovered after 2 h 30 min"
 
 
-def test_a_muted_event_stays_active_and_its_notifications_wait(tmp_path):
+def test_reminders_go_only_to_the_channels_told(tmp_path, clock):
+    slack, sms = RecordingChannel("slack"), RecordingChannel("sms")
+    policy = ReminderPolicy(levels={Level.WARNING: 60})
+    with Engine({"slack": slack, "sms": sms}, {"warning": ["slack"], "critical": ["sms"]}, tmp_path / "s.db",
+                reminders=policy, retry_in_background=False, clock=clock) as engine:
+        engine.raise_alert("db", "warning", "slow")
+        clock.advance(60)
+        engine.tick()
+        assert engine.wait_idle()
+    assert [a.reminder for a in slack.sent] == [False, True] and sms.sent == []
+
+
+def test_a_muted_event_stays_active_and_its_notifications_wait(tmp_path, clock):
     slack, log = RecordingChannel("slack"), RecordingChannel("log")
-    with Engine({"slack": slack, "log": log}, routes("slack", "log"), tmp_path / "s.db", retry=FAST,
-                quiet_channels={"log"}) as engine:
+    with Engine({"slack": slack, "log": log}, routes("slack", "log"), tmp_path / "s.db", quiet_channels={"log"},
+                retry_in_background=False, clock=clock) as engine:
         engine.raise_alert("flaky", "warning", "flapping")
-        engine.mute("flaky", time.time() + 3600)
+        engine.mute("flaky", clock.time() + 3600)
         assert engine.muted_until("flaky") is not None
-        engine.raise_alert("flaky", "error", "worse")  # escalation while muted: held for slack, logged
+        escalated = engine.raise_alert("flaky", "error", "worse")  # escalation while muted: held for slack, logged
+        assert escalated.outcomes["slack"].status == "held" and escalated.muted_until == clock.time() + 3600
         engine.raise_alert("other", "error", "not muted")
-        time.sleep(0.2)
+        assert engine.wait_idle()
         assert [a.event for a in slack.sent] == ["flaky", "other"] and len(log.sent) == 3
         assert {a.event for a in engine.active()} == {"flaky", "other"}
-    with Engine({"slack": slack, "log": log}, routes("slack", "log"), tmp_path / "s.db", retry=FAST) as engine:
+    with Engine({"slack": slack, "log": log}, routes("slack", "log"), tmp_path / "s.db",
+                retry_in_background=False, clock=clock) as engine:
         assert "flaky" in engine.mutes()  # the mute survives a restart
         engine.mute("flaky", None)
-        wait_until(lambda: len(slack.sent) == 3)
-    assert slack.sent[-1].event == "flaky" and slack.sent[-1].level is Level.ERROR
+        assert engine.wait_idle()
+    assert slack.sent[-1].event == "flaky" and slack.sent[-1].level is Level.ERROR and len(slack.sent) == 3
 
 
-def test_recoveries_say_how_long_the_event_was_down(tmp_path):
+@pytest.mark.parametrize("length", [400 * 86400, -400 * 86400])
+def test_a_mute_beyond_a_year_is_refused_and_nothing_is_stored(tmp_path, clock, length):
+    with Engine({}, {}, tmp_path / "s.db", retry_in_background=False, clock=clock) as engine:
+        with pytest.raises(ValueError, match="within 366 days"):
+            engine.mute("x", clock.time() + length)
+        assert engine.mutes() == {}
+        assert engine.raise_alert("x", "error", "still works").kind == "fired"
+
+
+def test_recoveries_say_how_long_the_event_was_down(tmp_path, clock):
     slack = RecordingChannel("slack")
-    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db") as engine:
+    with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", clock=clock) as engine:
         engine.raise_alert("api", "error", "HTTP 500")
-        time.sleep(0.05)
+        clock.advance(42 * 60)
         engine.clear_alert("api", "HTTP 200")
     recovery = slack.sent[-1]
-    assert recovery.message == "HTTP 200" and recovery.firing_for >= 0.05
-    assert recovery.format().endswith(f"— recovered after {recovery.firing_for:.1f} s")
+    assert recovery.message == "HTTP 200" and recovery.firing_for == 42 * 60
+    assert recovery.format().endswith("— recovered after 42 min")
 
 
 @pytest.mark.parametrize("text, expected", [("critical = 30m\nwarning = off\n", {Level.CRITICAL: 1800.0})])

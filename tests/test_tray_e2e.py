@@ -271,7 +271,7 @@ def test_alert_turns_icon_red_clear_from_menu_turns_it_green_and_quit_exits_0(de
     app.wait_for_line("running in the tray")
     wait_for_icon_colour(desktop, CLEAR_COLOUR)  # all clear at start
 
-    reply = app.api("POST", "/v1/alerts", json={
+    reply = app.api("POST", "/v1/alerts?wait=10", json={
         "event": EVENT, "level": "error", "message": "disk at 96% on /var",
         "context": {"host": "web-01", "mount": "/var", "used": "96%"}})
     assert reply["status"] == "fired" and reply["delivered"].get("desktop") is True, reply

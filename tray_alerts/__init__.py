@@ -3,38 +3,80 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .channels.base import DeliveryError
 from .engine import Engine
 from .model import Alert, Level
+from .results import ChannelOutcome, Result
 from .routing import Routing
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 __version__ = "0.1.0"
-__all__ = ["Alert", "DeliveryError", "Engine", "Level", "Routing", "clear_alert", "default_engine", "raise_alert"]
+__all__ = ["Alert", "ChannelOutcome", "DeliveryError", "Engine", "Level", "RaiseResult", "Result", "Routing",
+           "clear_alert", "default_engine", "raise_alert"]
+
+RaiseResult = Result  # the name the design notes use
 
 _default: Engine | None = None
+_settings: Settings | None = None
 _default_lock = threading.Lock()
 
 
+def _user_settings() -> Settings:
+    """The user's settings, read once per process."""
+    global _settings
+    with _default_lock:
+        if _settings is None:
+            from .config import load_settings
+
+            _settings = load_settings()
+        return _settings
+
+
 def default_engine() -> Engine:
-    """The process-wide Engine built from the settings file on first use."""
+    """The process-wide Engine built from the settings file on first use (for when no app runs)."""
     global _default
+    settings = _user_settings()
     with _default_lock:
         if _default is None:
-            from .config import load_settings
             from .wiring import build_engine
 
-            _default = build_engine(load_settings())
+            _default = build_engine(settings)
             atexit.register(_default.close)
         return _default
 
 
-def raise_alert(event: str, level: Level | str, message: str, **context: Any) -> dict[str, bool]:
-    """Raise an alert through the default Engine (see Engine.raise_alert)."""
-    return default_engine().raise_alert(event, level, message, **context)
+def raise_alert(event: str, level: Level | str, message: str, **context: Any) -> Result:
+    """Raise an alert: through the running app when it is up (the tray shows it at once), else through the
+    default Engine on the same state file (see Engine.raise_alert)."""
+    name = Level.parse(level).value
+    return _through_app_or_here(lambda client, wait: client.raise_alert(event, name, message, context, wait=wait),
+                                lambda engine: engine.raise_alert(event, level, message, **context))
 
 
-def clear_alert(event: str, message: str = "recovered") -> dict[str, bool]:
-    """Clear an alert through the default Engine (see Engine.clear_alert)."""
-    return default_engine().clear_alert(event, message)
+def clear_alert(event: str, message: str = "recovered") -> Result:
+    """Clear an alert, through the running app when it is up (see Engine.clear_alert)."""
+    return _through_app_or_here(lambda client, wait: client.clear_alert(event, message, wait=wait),
+                                lambda engine: engine.clear_alert(event, message))
+
+
+def _through_app_or_here(through_app: Any, here: Any) -> Result:
+    """Ask the running app (waiting up to the delivery timeout for its channels), or work directly."""
+    from .client import ApiClient, AppNotRunning
+    from .instance import AppRunning, direct_use
+
+    settings = _user_settings()
+    for _ in range(2):
+        try:
+            client = ApiClient.for_settings(settings)
+        except AppNotRunning:
+            try:
+                with direct_use(settings.state_dir):
+                    return here(default_engine())
+            except AppRunning:  # it started meanwhile
+                continue
+        return Result.from_json(through_app(client, settings.delivery_timeout))
+    return here(default_engine())

@@ -8,21 +8,23 @@ import logging
 import os
 import secrets
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .engine import Engine
-from .model import Level, check_event, context_arguments
+from .lifecycle import Clear, Raise
+from .paths import TOKEN_FILE
+from .model import Level, check_event, clean_context, clean_message, context_arguments
+from .state import StoreFault
 from .values import parse_duration
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
-TOKEN_FILE = "api-token"
+MAX_WAIT = 60.0  # ?wait=SECONDS: the longest a caller may wait for the channels' answers
 _AM_SEVERITY = {"page": Level.CRITICAL, "critical": Level.CRITICAL, "error": Level.ERROR, "high": Level.ERROR,
                 "warning": Level.WARNING, "warn": Level.WARNING, "medium": Level.WARNING, "info": Level.INFO,
                 "low": Level.INFO, "none": Level.INFO}
@@ -92,16 +94,17 @@ class PushApi:
 
     # ---- routes ----------------------------------------------------------------------------------------
 
-    def route(self, method: str, path: str, body: Any) -> tuple[HTTPStatus, dict | list]:
+    def route(self, method: str, path: str, body: Any, query: str = "") -> tuple[HTTPStatus, dict | list]:
+        wait = _wait(query)
         parts = [unquote(part) for part in path.strip("/").split("/")]
         if parts[:1] != ["v1"]:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {path}")
         if parts == ["v1", "alerts"] and method == "GET":
             return HTTPStatus.OK, self.list_alerts()
         if parts == ["v1", "alerts"] and method == "POST":
-            return HTTPStatus.OK, self.raise_alert(_object(body))
+            return HTTPStatus.OK, self.raise_alert(_object(body), wait)
         if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] == "clear" and method == "POST":
-            return HTTPStatus.OK, self.clear_alert(parts[2], _object(body, allow_empty=True))
+            return HTTPStatus.OK, self.clear_alert(parts[2], _object(body, allow_empty=True), wait)
         if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] in ("mute", "unmute") and method == "POST":
             return HTTPStatus.OK, self.mute(parts[2], parts[3] == "mute", _object(body, allow_empty=True))
         if len(parts) == 3 and parts[:2] == ["v1", "ping"] and method == "POST":
@@ -118,34 +121,25 @@ class PushApi:
                  "last_seen": record.last_seen, "muted_until": mutes.get(record.event)}
                 for record in self.engine.active_events()]
 
-    def raise_alert(self, body: dict) -> dict:
+    def raise_alert(self, body: dict, wait: float = 0.0) -> dict:
+        """Raise; answers once it is stored (and, with ?wait=SECONDS, once the channels answered or the wait ran
+        out) with what happened and each channel's outcome."""
         event = _field(body, "event", str)
         level = _field(body, "level", str)
         message = _field(body, "message", str)
         context = body.get("context") or {}
         if not isinstance(context, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")
-        before = self._level_of(event)
-        try:
-            delivered = self.engine.raise_alert(event, level, message, **context_arguments(context))
-        except ValueError as error:
-            raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
-        after = self._level_of(event)
-        status = "fired" if before is None else "escalated" if after is not None and after > before else "debounced"
-        return {"event": event, "status": status, "delivered": delivered,
-                "details": self.engine.delivery_details(event, delivered)}
+        request = Raise(_valid("event", check_event, event), _valid("level", Level.parse, level),
+                        clean_message(message), clean_context(context_arguments(context)))
+        return self.engine.submit(request, wait).to_json()
 
-    def clear_alert(self, event: str, body: dict) -> dict:
+    def clear_alert(self, event: str, body: dict, wait: float = 0.0) -> dict:
         message = body.get("message", "recovered")
         if not isinstance(message, str):
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'message' must be a string")
-        was_active = self._level_of(event) is not None
-        try:
-            delivered = self.engine.clear_alert(event, message)
-        except ValueError as error:
-            raise ApiError(HTTPStatus.BAD_REQUEST, str(error)) from None
-        return {"event": event, "status": "cleared" if was_active else "not active", "delivered": delivered,
-                "details": self.engine.delivery_details(event, delivered)}
+        request = Clear(_valid("event", check_event, event), clean_message(message))
+        return self.engine.submit(request, wait).to_json()
 
     def mute(self, event: str, on: bool, body: dict) -> dict:
         """Hold one event's notifications for a while (`{"for": "1h"}`), or stop holding them."""
@@ -153,7 +147,7 @@ class PushApi:
         if on:
             length = body.get("for", "1h")
             try:
-                until = time.time() + parse_duration(str(length))
+                until = self.engine.clock.time() + parse_duration(str(length))
             except ValueError as error:
                 raise ApiError(HTTPStatus.BAD_REQUEST, f"field 'for': {error}") from None
         try:
@@ -189,18 +183,16 @@ class PushApi:
             name = labels.get("alertname") or "alertmanager"
             event = _am_event(labels)
             if item.get("status") == "resolved":
-                self.engine.clear_alert(event, "resolved in Alertmanager")
+                self.engine.submit(Clear(event, "resolved in Alertmanager"), wait=0.0)
                 cleared += 1
                 continue
             level = _AM_SEVERITY.get(labels.get("severity", "").lower(), Level.WARNING)
-            message = str(annotations.get("summary") or annotations.get("description") or name)
+            message = clean_message(str(annotations.get("summary") or annotations.get("description") or name))
             context = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "instance")}
-            self.engine.raise_alert(event, level, message, **context_arguments({**context, "source": "alertmanager"}))
+            context = context_arguments({**context, "source": "alertmanager"})
+            self.engine.submit(Raise(event, level, message, clean_context(context)), wait=0.0)
             raised += 1
         return {"raised": raised, "cleared": cleared}
-
-    def _level_of(self, event: str) -> Level | None:
-        return next((record.level for record in self.engine.active_events() if record.event == event), None)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -228,9 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer TOKEN; the"
                                                         " token is in the state folder's api-token file)")
             body = self._body() if method == "POST" else None
-            status, payload = self.api.route(method, urlsplit(self.path).path, body)
+            url = urlsplit(self.path)
+            status, payload = self.api.route(method, url.path, body, url.query)
         except ApiError as error:
             status, payload = error.status, {"error": error.message}
+        except StoreFault as fault:  # disk full, locked, read-only: say so; nothing half-done
+            status, payload = HTTPStatus.SERVICE_UNAVAILABLE, {"error": fault.reason}
         except Exception as error:  # never let a bad request take the server down
             log.exception("push API: %s %s failed", method, self.path)
             status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(error).__name__}"}
@@ -280,6 +275,28 @@ def _am_event(labels: dict[str, str]) -> str:
     """The event id of an Alertmanager alert: `ALERTNAME@INSTANCE`, or the alertname alone."""
     name = labels.get("alertname") or "alertmanager"
     return f"{name}@{labels['instance']}" if labels.get("instance") else name
+
+
+def _wait(query: str) -> float:
+    """Seconds from `?wait=SECONDS` (0 when absent), or 400 naming the field."""
+    values = parse_qs(query).get("wait")
+    if not values:
+        return 0.0
+    try:
+        wait = float(values[-1])
+    except ValueError:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"field 'wait': not a number of seconds: {values[-1]!r}") from None
+    if not 0 <= wait <= MAX_WAIT:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"field 'wait': must be between 0 and {MAX_WAIT:g} seconds")
+    return wait
+
+
+def _valid(field: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """`check(value)`, or a 400 that names the field and what is wrong with it."""
+    try:
+        return check(value)
+    except ValueError as error:
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"field {field!r}: {error}") from None
 
 
 def _object(body: Any, allow_empty: bool = False) -> dict:

@@ -8,24 +8,36 @@ from typing import Callable
 
 from .api import PushApi, load_or_create_token
 from .config import Settings
+from .instance import AlreadyRunning, InstanceLock
 from .logsetup import configure_logging
 from .monitors.heartbeat import HeartbeatMonitor
 from .wiring import build_channels, build_engine, build_runner
 
 log = logging.getLogger(__name__)
 
+__all__ = ["AlreadyRunning", "App", "PortTaken", "run_headless"]
 
-class AlreadyRunning(Exception):
-    """Another tray-alerts holds the push API port."""
+
+class PortTaken(Exception):
+    """Another program listens on the push API's port."""
 
 
 class App:
-    """Everything that runs in the background: engine (with its outbox), monitor threads and the push API."""
+    """Everything that runs in the background: engine (with its outbox), monitor threads and the push API.
+    Holds the state folder's lock while it exists: one app per state folder."""
 
-    def __init__(self, settings: Settings, on_change: Callable[[], None] | None = None):
+    def __init__(self, settings: Settings, on_change: Callable[[], None] | None = None,
+                 lock: InstanceLock | None = None):
         self.settings = settings
-        self.channels = build_channels(settings)
-        self.engine = build_engine(settings, self.channels)
+        self.lock = lock or InstanceLock(settings.state_dir)
+        if lock is None:
+            self.lock.acquire()
+        try:
+            self.channels = build_channels(settings)
+            self.engine = build_engine(settings, self.channels)
+        except BaseException:
+            self.lock.release()
+            raise
         self.runner = build_runner(settings, self.engine, on_change)
         self.quiet_channels = frozenset(name for name, spec in settings.channels.items() if spec.type == "log")
         heartbeats = {name for name, spec in settings.monitors.items() if isinstance(spec.monitor, HeartbeatMonitor)}
@@ -34,8 +46,9 @@ class App:
                                heartbeats=lambda: heartbeats, on_ping=self.runner.check_now)
         except OSError as error:
             self.engine.close()
-            raise AlreadyRunning(f"cannot listen on 127.0.0.1:{settings.api_port} ({error.strerror}); is"
-                                 " tray-alerts already running? ([alerts] api_port sets the port)") from None
+            self.lock.release()
+            raise PortTaken(f"cannot listen on 127.0.0.1:{settings.api_port} ({error.strerror}): another program"
+                            " holds the port ([alerts] api_port sets another)") from None
 
     def start(self) -> None:
         """Start the monitors and the push API."""
@@ -47,11 +60,13 @@ class App:
         for name, reason in self.channels.unavailable.items():
             log.info("channel %s %s", name, reason)
 
-    def stop(self) -> None:
+    def stop(self, keep_lock: bool = False) -> None:
         """Stop monitors, the API and the engine; queued deliveries stay in the outbox for the next start."""
         self.runner.stop()
         self.api.stop()
         self.engine.close()
+        if not keep_lock:
+            self.lock.release()
         log.info("tray-alerts stopped")
 
 
@@ -61,6 +76,9 @@ def run_headless(settings: Settings, stop: threading.Event | None = None) -> int
     try:
         app = App(settings)
     except AlreadyRunning as error:
+        log.error("%s", error)
+        return 2
+    except PortTaken as error:
         log.error("%s", error)
         return 1
     stop = stop or threading.Event()

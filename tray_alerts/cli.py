@@ -7,19 +7,22 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from . import __version__
+from .client import ApiClient, ApiFailed, AppNotRunning
 from .config import ConfigError, Settings, load_settings
+from .delivery import Dispatcher
 from .display import clock, duration, table
 from .engine import Engine
+from .instance import AppRunning, direct_use
+from .lifecycle import CLEARED, DEBOUNCED, ESCALATED, FIRED, NOT_ACTIVE
 from .logsetup import configure_logging
-from .delivery import Dispatcher
-from .model import Alert, Level, context_arguments
-from .state import ActiveEvent, ChannelHealth, StateError, from_timestamp
-from .client import ApiClient, ApiFailed, AppNotRunning
+from .model import Alert, Level, context_arguments, from_timestamp
+from .results import Result
+from .state import ChannelHealth, StateError, StateStore, StoreFault
 from .values import parse_duration
-from .wiring import build_channels, build_engine, build_runner
+from .wiring import build_channels, build_checker, build_engine
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError) as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StateError as error:
+    except (StateError, ApiFailed, StoreFault) as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -107,18 +110,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+CLI_WAIT = 3.0  # seconds a command waits for the running app's channels before saying which are still pending
+
+
 @contextmanager
 def _engine(settings: Settings) -> Iterator[Engine]:
+    """An engine for a command that works on the state itself (no app is running); an app that starts meanwhile
+    waits for it to finish."""
     configure_logging(settings.log_file, settings.log_level, stderr_level="error")
-    engine = build_engine(settings, retry_in_background=False)
-    try:
-        yield engine
-    finally:
-        engine.close()
+    with direct_use(settings.state_dir):
+        engine = build_engine(settings, retry_in_background=False)
+        try:
+            yield engine
+        finally:
+            engine.close()
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import run_headless
+    from .app import AlreadyRunning, run_headless
     from .desktop_env import tray_problem
 
     problem = None if args.headless else tray_problem()
@@ -126,18 +135,27 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if problem:
             print(f"tray-alerts: {problem} — running headless (monitors, channels, push API, log)", flush=True)
         return run_headless(settings)
-    from .logsetup import configure_logging
     from .tray import Tray
-
-    from .app import AlreadyRunning
 
     configure_logging(settings.log_file, settings.log_level)
     try:
         tray = Tray(settings, args.config)
     except AlreadyRunning as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_BAD_INPUT
     return tray.run()
+
+
+def _through_app(settings: Settings, call: Callable[[ApiClient], dict]) -> Result | None:
+    """The running app's answer to a call, as a Result; None when no app runs (the caller works directly)."""
+    try:
+        client = ApiClient.for_settings(settings)
+    except AppNotRunning:
+        return None
+    try:
+        return Result.from_json(call(client))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _raise(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,80 +164,68 @@ def _raise(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     context = dict(_key_value(item) for item in args.context)
-    try:
-        reply = ApiClient.for_settings(settings).raise_alert(args.event, level.value, args.message, context)
-    except AppNotRunning:
-        return _raise_here(args, settings, level, context)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    except ApiFailed as error:
-        print(f"tray-alerts: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    _print_outcome(args.event, level.value, reply["status"], reply["delivered"], reply["details"], "the running app")
-    return EXIT_OK
-
-
-def _raise_here(args: argparse.Namespace, settings: Settings, level: Level, context: dict) -> int:
-    with _engine(settings) as engine:
-        before = _active_record(engine, args.event)
+    for attempt in range(2):
+        result = _through_app(settings, lambda client: client.raise_alert(args.event, level.value, args.message,
+                                                                          context, wait=CLI_WAIT))
+        if result is not None:
+            return _print_result(result, "the running app")
         try:
-            results = engine.raise_alert(args.event, level, args.message, **context_arguments(context))
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        status = "debounced" if before is not None and before.level >= level else \
-            "escalated" if before is not None else "fired"
-        _print_outcome(args.event, level.value, status, results, engine.delivery_details(args.event, results),
-                       "here (tray-alerts is not running)", _active_record(engine, args.event))
-    return EXIT_OK
-
-
-def _print_outcome(event: str, level: str, status: str, results: dict[str, bool], details: dict[str, str],
-                   where: str, record: ActiveEvent | None = None) -> None:
-    if status == "debounced":
-        seen = f" (seen {record.seen} times since {clock(from_timestamp(record.since))})" if record else ""
-        print(f"{event}: already active at the same or a higher level{seen} — debounced, nothing sent")
-        return
-    if not results:
-        print(f"{event}: {level} alert {status} — no channel is routed for {level} [{where}]")
-        return
-    print(f"{event}: {level} alert {'sent' if status == 'fired' else status} [{where}]")
-    _print_results(results, details)
-
-
-def _print_results(results: dict[str, bool], details: dict[str, str]) -> None:
-    for name, ok in results.items():
-        print(f"  {name}: delivered" if ok else f"  {name}: NOT delivered — {details.get(name) or 'failed'}")
-
-
-def _active_record(engine: Engine, event: str) -> ActiveEvent | None:
-    return next((record for record in engine.active_events() if record.event == event), None)
+            with _engine(settings) as engine:
+                try:
+                    result = engine.raise_alert(args.event, level, args.message, **context_arguments(context))
+                except ValueError as error:
+                    raise UsageError(str(error)) from None
+            return _print_result(result, "here (tray-alerts is not running)")
+        except AppRunning:  # it started meanwhile: go through it
+            continue
+    raise ApiFailed("tray-alerts started and stopped while this command ran; try again")
 
 
 def _clear(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        reply = ApiClient.for_settings(settings).clear_alert(args.event, args.message)
-        where, status, results, details = "the running app", reply["status"], reply["delivered"], reply["details"]
-    except AppNotRunning:
-        with _engine(settings) as engine:
-            try:
-                status = "cleared" if _active_record(engine, args.event) else "not active"
-                results = engine.clear_alert(args.event, args.message)
-            except ValueError as error:
-                raise UsageError(str(error)) from None
-            where, details = "here (tray-alerts is not running)", engine.delivery_details(args.event, results)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    except ApiFailed as error:
-        print(f"tray-alerts: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    if status != "cleared":
-        print(f"{args.event}: not active — nothing sent")
-    elif results:
-        print(f"{args.event}: cleared, recovery sent [{where}]")
-        _print_results(results, details)
+    for attempt in range(2):
+        result = _through_app(settings, lambda client: client.clear_alert(args.event, args.message, wait=CLI_WAIT))
+        if result is not None:
+            return _print_result(result, "the running app")
+        try:
+            with _engine(settings) as engine:
+                try:
+                    result = engine.clear_alert(args.event, args.message)
+                except ValueError as error:
+                    raise UsageError(str(error)) from None
+            return _print_result(result, "here (tray-alerts is not running)")
+        except AppRunning:
+            continue
+    raise ApiFailed("tray-alerts started and stopped while this command ran; try again")
+
+
+def _print_result(result: Result, where: str) -> int:
+    """Say what a raise or clear did and how each channel stands; exit 1 if the state file refused it."""
+    event, level = result.event, result.level or ""
+    if not result.stored:
+        print(f"tray-alerts: {result.fault} — not stored yet; the log and pop-ups were told directly",
+              file=sys.stderr)
+    if result.kind == DEBOUNCED:
+        since = f" since {clock(from_timestamp(result.since))}" if result.since else ""
+        seen = f" (seen {result.seen} times)" if result.seen else ""
+        print(f"{event}: already active at {level}{since}{seen} — debounced, nothing sent")
+    elif result.kind == NOT_ACTIVE:
+        print(f"{event}: not active — nothing sent")
+    elif result.kind == CLEARED and not result.outcomes:
+        print(f"{event}: cleared — no channel had been told, so no recovery was sent [{where}]")
+    elif not result.outcomes:
+        print(f"{event}: {level} alert {result.kind} — no channel is routed for {level} [{where}]")
     else:
-        print(f"{args.event}: cleared — no channel had been told, so no recovery was sent [{where}]")
-    return EXIT_OK
+        what = {FIRED: f"{level} alert sent", ESCALATED: f"escalated to {level}",
+                CLEARED: "cleared, recovery sent"}.get(result.kind, result.kind)
+        muted = (f" (muted until {clock(from_timestamp(result.muted_until), seconds=False)}: held)"
+                 if result.muted_until else "")
+        print(f"{event}: {what}{muted} [{where}]")
+        for name, outcome in result.outcomes.items():
+            print(f"  {name}: delivered" if outcome.ok else f"  {name}: NOT delivered — {outcome.describe()}")
+        if result.pending:
+            print(f"  ({', '.join(result.pending)}: no answer yet — the outbox records it when it comes;"
+                  " see `tray-alerts history`)")
+    return EXIT_OK if result.stored else EXIT_FAILED
 
 
 def _mute(args: argparse.Namespace, settings: Settings) -> int:
@@ -240,9 +246,6 @@ def _mute(args: argparse.Namespace, settings: Settings) -> int:
         where = "here (tray-alerts is not running)"
     except ValueError as error:
         raise UsageError(str(error)) from None
-    except ApiFailed as error:
-        print(f"tray-alerts: {error}", file=sys.stderr)
-        return EXIT_FAILED
     if until:
         print(f"{args.event}: muted until {clock(from_timestamp(until), seconds=False)} — it stays active and"
               f" shown; its notifications wait [{where}]")
@@ -263,9 +266,6 @@ def _ping(args: argparse.Namespace, settings: Settings) -> int:
         with _engine(settings) as engine:
             engine.record_ping(args.name)
         print(f"{args.name}: pinged [here (tray-alerts is not running)]")
-    except ApiFailed as error:
-        print(f"tray-alerts: {error}", file=sys.stderr)
-        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -273,12 +273,15 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.monitors:
         print("No monitors configured — add [monitor.NAME] sections to the settings (see README).")
         return EXIT_OK
-    with _engine(settings) as engine:
-        runner = build_runner(settings, engine)
+    store = StateStore(settings.state_path)
+    try:
+        runner = build_checker(settings, store.last_ping)
         readings = {name: runner.read(spec) for name, spec in settings.monitors.items()}
-    rows = [(name, spec.monitor.type, f"{spec.monitor.label} {readings[name].summary}",
-             readings[name].level.value if readings[name].level else "ok")
-            for name, spec in settings.monitors.items()]
+    finally:
+        store.close()
+    rows = [(name, spec.monitor.type, f"{spec.monitor.label} {reading.summary}",
+             reading.level.value if reading.level else "ok")
+            for name, spec in settings.monitors.items() for reading in (readings[name],)]
     print(table(("NAME", "TYPE", "READING", "LEVEL"), rows, max_width=90))
     return EXIT_OK
 
@@ -292,11 +295,14 @@ def _key_value(item: str) -> tuple[str, str]:
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     channels = build_channels(settings)
-    with _engine(settings) as engine:
-        records = engine.active_events()
-        health = engine.channel_health()
-        mutes = engine.mutes()
-    now = time.time()
+    store = StateStore(settings.state_path)
+    try:
+        records = sorted(store.load_active(), key=lambda r: (-r.level.rank, r.since))
+        health = store.channel_health()
+        now = time.time()
+        mutes = {event: until for event, until in store.load_mutes().items() if until > now}
+    finally:
+        store.close()
     if records:
         rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
                  clock(from_timestamp(r.last_seen)), _muted(mutes.get(r.event)) + r.message) for r in records]
@@ -305,9 +311,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print("All clear — no active alerts.")
     print()
-    rows = [(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name)))
-            for name, spec in settings.channels.items()]
-    print(table(("CHANNEL", "TYPE", "STATE"), rows, max_width=100))
+    channel_rows = [(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name)))
+                    for name, spec in settings.channels.items()]
+    print(table(("CHANNEL", "TYPE", "STATE"), channel_rows, max_width=100))
     return EXIT_OK
 
 
@@ -320,7 +326,7 @@ def channel_state(name: str, unavailable: str | None, health: ChannelHealth | No
     waiting = f" ({health.waiting} waiting to retry)" if health and health.waiting else ""
     if unavailable:
         return unavailable + waiting
-    if health is None or health.last_ok is None:
+    if health is None or health.last_ok is None or health.last_at is None:
         return "ready (nothing sent yet)" + waiting
     if health.last_ok:
         return f"ok (last delivery {clock(health.last_at)})" + waiting
@@ -347,8 +353,11 @@ def _test_channel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> int:
-    with _engine(settings) as engine:
-        entries = engine.history(args.limit, args.event)
+    store = StateStore(settings.state_path)
+    try:
+        entries = store.history(args.limit, args.event)
+    finally:
+        store.close()
     if not entries:
         print("No history yet.")
         return EXIT_OK

@@ -1,61 +1,87 @@
-"""The command line's way to the running app: the push API on 127.0.0.1 with the token from the state folder."""
+"""The way to the running app: its push API on 127.0.0.1 with the token from the state folder. Whether the app
+runs is decided by its lock on the state folder, never by a connection that failed."""
 from __future__ import annotations
 
+import http.client
+import json
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from .api import TOKEN_FILE
-from .config import Settings
+from .instance import app_running
+from .paths import TOKEN_FILE
+CONNECT_PATIENCE = 5.0  # the app holds its lock a moment before its port listens: keep trying this long
 
 
 class AppNotRunning(Exception):
-    """No tray-alerts answers on the API port (or it has no token yet)."""
+    """No tray-alerts app holds the state folder."""
 
 
 class ApiFailed(Exception):
-    """The app answered with an error."""
+    """The app is running but did not answer, or answered with an error."""
 
 
 class ApiClient:
-    """Calls the running app's push API."""
+    """Calls the running app's push API (standard library only: quick to start from cron)."""
 
     def __init__(self, port: int, token: str, timeout: float = 60.0):
-        self.base = f"http://127.0.0.1:{port}/v1"
-        self._headers = {"Authorization": f"Bearer {token}"}
+        self.port = port
+        self._token = token
         self.timeout = timeout
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> ApiClient:
-        """A client for the app these settings run; AppNotRunning if it never made a token."""
+    def for_app(cls, state_dir: Path, port: int, timeout: float) -> ApiClient:
+        """A client for the app running on this state folder; AppNotRunning if none is."""
+        if not app_running(state_dir):
+            raise AppNotRunning(f"no tray-alerts runs on {state_dir}")
         try:
-            token = (settings.state_dir / TOKEN_FILE).read_text().strip()
-        except OSError:
-            raise AppNotRunning("no API token yet") from None
-        return cls(settings.api_port, token, timeout=settings.delivery_timeout * 2 + 10)
+            token = (state_dir / TOKEN_FILE).read_text().strip()
+        except OSError as error:
+            raise ApiFailed(f"tray-alerts is running but its API token cannot be read: {error.strerror}") from None
+        return cls(port, token, timeout)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> ApiClient:
+        """A client for the app these settings run."""
+        return cls.for_app(settings.state_dir, settings.api_port, timeout=settings.delivery_timeout * 2 + 10)
 
     def call(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One request; ValueError for a 400 (bad input, its message names the field), ApiFailed otherwise."""
+        data = json.dumps(body).encode() if body is not None else b""
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+        deadline = time.monotonic() + CONNECT_PATIENCE
+        while True:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                connection.request(method, "/v1" + path, body=data, headers=headers)
+                response = connection.getresponse()
+                status, raw = response.status, response.read()
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() >= deadline:
+                    raise ApiFailed(f"tray-alerts is running but nothing answers on 127.0.0.1:{self.port}") from None
+                time.sleep(0.1)
+            except (OSError, http.client.HTTPException) as error:
+                raise ApiFailed(f"the running tray-alerts did not answer: {error or type(error).__name__}") from None
+            finally:
+                connection.close()
         try:
-            response = requests.request(method, self.base + path, json=body, headers=self._headers,
-                                        timeout=self.timeout)
-        except requests.ConnectionError:
-            raise AppNotRunning("nothing answers on the API port") from None
-        try:
-            payload = response.json()
+            payload = json.loads(raw)
         except ValueError:
-            raise ApiFailed(f"the app answered HTTP {response.status_code}") from None
-        if response.status_code == 400:
+            raise ApiFailed(f"the app answered HTTP {status}") from None
+        if status == 400:
             raise ValueError(payload.get("error", "bad request"))
-        if response.status_code != 200:
-            raise ApiFailed(f"the app answered HTTP {response.status_code}: {payload.get('error', '')}")
+        if status != 200:
+            raise ApiFailed(f"the app answered HTTP {status}: {payload.get('error', '')}")
         return payload
 
-    def raise_alert(self, event: str, level: str, message: str, context: dict) -> dict:
-        return self.call("POST", "/alerts", {"event": event, "level": level, "message": message, "context": context})
+    def raise_alert(self, event: str, level: str, message: str, context: dict, wait: float = 0.0) -> dict:
+        body = {"event": event, "level": level, "message": message, "context": context}
+        return self.call("POST", f"/alerts?wait={wait:g}", body)
 
-    def clear_alert(self, event: str, message: str) -> dict:
-        return self.call("POST", f"/alerts/{quote(event, safe='')}/clear", {"message": message})
+    def clear_alert(self, event: str, message: str, wait: float = 0.0) -> dict:
+        return self.call("POST", f"/alerts/{quote(event, safe='')}/clear?wait={wait:g}", {"message": message})
 
     def mute(self, event: str, length: str | None) -> dict:
         action = "mute" if length else "unmute"

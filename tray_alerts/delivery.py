@@ -31,11 +31,14 @@ class Outcome:
 LateCallback = Callable[[str, Outcome], None]
 
 
-def attempt(channel: Channel, alert: Alert | list[Alert]) -> Outcome:
-    """Call channel.send once (send_many for a list) and turn whatever happens into an Outcome."""
+def attempt(channel: Channel, alert: Alert | list[Alert], recipient: str = "") -> Outcome:
+    """Call channel.send once (send_many for a list, send_to for one recipient) and turn whatever happens into
+    an Outcome."""
     try:
         if isinstance(alert, list):
             result = channel.send_many(alert)  # type: ignore[attr-defined]
+        elif recipient:
+            result = channel.send_to(alert, recipient)  # type: ignore[attr-defined]
         else:
             result = channel.send(alert)
     except DeliveryError as error:
@@ -57,10 +60,10 @@ class ChannelWorker:
         self._thread = threading.Thread(target=self._run, name=f"channel-{channel.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, alert: Alert | list[Alert]) -> Future:
+    def submit(self, alert: Alert | list[Alert], recipient: str = "") -> Future:
         """Queue an alert (or a list, for send_many); the future's result is its Outcome."""
         future: Future = Future()
-        self._queue.put((future, alert))
+        self._queue.put((future, alert, recipient))
         return future
 
     def stop(self) -> None:
@@ -74,9 +77,18 @@ class ChannelWorker:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            future, alert = item
+            future, alert, recipient = item
             if future.set_running_or_notify_cancel():
-                future.set_result(attempt(self.channel, alert))
+                future.set_result(attempt(self.channel, alert, recipient))
+
+
+def _late_caller(name: str, on_late: LateCallback) -> Callable[[Future], None]:
+    """A done-callback that hands a late answer to `on_late`."""
+
+    def call(done: Future) -> None:
+        on_late(name, done.result())
+
+    return call
 
 
 class Dispatcher:
@@ -95,12 +107,13 @@ class Dispatcher:
                 worker = self._workers[name] = ChannelWorker(self.channels[name])
             return worker
 
-    def submit(self, name: str, alert: Alert | list[Alert]) -> Future:
+    def submit(self, name: str, alert: Alert | list[Alert], recipient: str = "") -> Future:
         """Queue one alert (or a list, for send_many) for one channel without waiting."""
-        return self._worker(name).submit(alert)
+        return self._worker(name).submit(alert, recipient)
 
     def deliver(self, alert: Alert, names: Iterable[str], on_late: LateCallback | None = None) -> dict[str, Outcome]:
-        """Send to every named channel; one still sending at the deadline counts as not delivered."""
+        """Send straight to every named channel, not through the outbox (a test alert; the log and pop-ups while
+        the state file cannot be written); one still sending at the deadline counts as not delivered."""
         futures = {name: self.submit(name, alert) for name in names}
         if not futures:
             return {}
@@ -116,7 +129,7 @@ class Dispatcher:
                 outcomes[name] = Outcome(False, f"no answer within {self.timeout:g} s", retryable=True,
                                          timed_out=True, running=True)
                 if on_late is not None:
-                    future.add_done_callback(lambda done, name=name: on_late(name, done.result()))
+                    future.add_done_callback(_late_caller(name, on_late))
         return outcomes
 
     def close(self, wait_seconds: float = 0.5) -> set[str]:

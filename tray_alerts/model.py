@@ -16,6 +16,7 @@ MAX_CONTEXT_ITEMS = 50
 MAX_CONTEXT_KEY_LENGTH = 100
 MAX_CONTEXT_VALUE_LENGTH = 1000
 ELLIPSIS = "…"
+POSSIBLE_REPEAT_NOTE = "possibly a repeat: tray-alerts stopped while sending this before"
 
 
 class Level(str, Enum):
@@ -77,11 +78,18 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def from_timestamp(seconds: float) -> datetime:
+    """A Unix time as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
 @dataclass
 class Alert:
     """One notification about an event: a firing, an escalation, a reminder or (resolved=True) a recovery.
 
-    `firing_for` (seconds) is set on recoveries and reminders: how long the event has been firing."""
+    `firing_for` (seconds) is set on recoveries and reminders: how long the event has been firing. `episode` names
+    the firing episode (first firing to recovery) it belongs to; `possible_repeat` says tray-alerts stopped while
+    sending this before, so it may have arrived already."""
 
     event: str
     level: Level
@@ -91,6 +99,8 @@ class Alert:
     resolved: bool = False
     reminder: bool = False
     firing_for: float | None = None
+    episode: str = ""
+    possible_repeat: bool = False
 
     def __post_init__(self) -> None:
         self.level = Level.parse(self.level)
@@ -111,12 +121,16 @@ class Alert:
         return " ".join(parts) + (f" — {note}" if note else "")
 
     def note(self) -> str | None:
-        """`recovered after 42 min` on a recovery, `reminder: still firing after 2 h` on a reminder."""
-        if self.firing_for is None:
-            return None
-        if self.resolved:
-            return f"recovered after {duration(self.firing_for)}"
-        return f"reminder: still firing after {duration(self.firing_for)}" if self.reminder else None
+        """`recovered after 42 min` on a recovery, `reminder: still firing after 2 h` on a reminder, and
+        `possibly a repeat` when an earlier attempt may have arrived."""
+        notes = []
+        if self.firing_for is not None and self.resolved:
+            notes.append(f"recovered after {duration(self.firing_for)}")
+        elif self.firing_for is not None and self.reminder:
+            notes.append(f"reminder: still firing after {duration(self.firing_for)}")
+        if self.possible_repeat:
+            notes.append(POSSIBLE_REPEAT_NOTE)
+        return "; ".join(notes) or None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (level as its name, time as ISO 8601)."""
@@ -129,6 +143,8 @@ class Alert:
             "resolved": self.resolved,
             **({"reminder": True} if self.reminder else {}),
             **({"firing_for": self.firing_for} if self.firing_for is not None else {}),
+            **({"episode": self.episode} if self.episode else {}),
+            **({"possible_repeat": True} if self.possible_repeat else {}),
         }
 
     @classmethod
@@ -143,6 +159,8 @@ class Alert:
             resolved=bool(data.get("resolved", False)),
             reminder=bool(data.get("reminder", False)),
             firing_for=data.get("firing_for"),
+            episode=str(data.get("episode") or ""),
+            possible_repeat=bool(data.get("possible_repeat", False)),
         )
 
 

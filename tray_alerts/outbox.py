@@ -1,158 +1,359 @@
-"""Delivery that loses nothing: retryable failures wait in the durable outbox and are retried with backoff."""
+"""The outbox: the only way to a channel. Every notification is a row (written with the state change that caused
+it); a pass takes the rows that are due, runs them through the stages, hands the ones to send to their channel's
+worker, and records each answer and its history line when the channel gives it. Retries back off and expire by
+attempts and time awake, so a clock jump neither drops nor stalls them."""
 from __future__ import annotations
 
 import logging
+import os
 import random
+import secrets
 import threading
-import time
-from concurrent.futures import wait
-from dataclasses import dataclass
-from typing import Callable
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
 
+from .clock import Clock
 from .delivery import Dispatcher, Outcome
-from .display import duration
-from .model import Alert
-from .state import OutboxEntry, StateStore
+from .display import clock as clock_text, duration
+from .model import Alert, from_timestamp
+from .pipeline import (DROP, GROUP, HOLD, HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_RETRY, HOLD_SNOOZE, SEND,
+                       SUMMARY_KIND, Conditions, Delivery, Verdict, counts_for_storm, run_stages)
+from .state import DELIVERED, DROPPED, FAILED, StateStore, StoreFault, Transaction
+from .storm import StormControl
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 5.0  # look for entries queued by another process at least this often
-LEASE_MARGIN = 30.0
+LEASE_MARGIN = 30.0  # a claim outlives the delivery timeout by this much, then another process may take over
 MAX_BATCH = 20  # alerts in one grouped message
-HELD_PREFIX = "held while snoozed"
-MUTED_PREFIX = "held while muted"
+MIN_ATTEMPTS = 3  # never give up on a delivery before this many tries, however long it waited
+PASS_LIMIT = 200  # rows looked at in one pass
+RELATIVE_HOLDS = (HOLD_RETRY, HOLD_GROUP, HOLD_NONE)  # waits counted from "now": they move with a clock jump
+PERSON_HOLDS = (HOLD_MUTE, HOLD_SNOOZE)  # waits until a time a person chose: moved only when the clock goes back
+# results a waiter is told
+RESULT_DELIVERED, RESULT_FAILED, RESULT_RETRYING, RESULT_DROPPED = "delivered", "failed", "retrying", "dropped"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, capped, honouring Retry-After; give up after `expiry` seconds."""
+    """Exponential backoff with jitter, capped, honouring Retry-After; give up after `expiry` seconds awake."""
 
     first: float = 5.0
     longest: float = 600.0
     expiry: float = 24 * 3600.0
     jitter: float = 0.25
 
-    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+    def delay(self, attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
         """Seconds to wait before try number `attempts + 1`."""
         base = min(self.longest, self.first * 2 ** max(0, attempts - 1))
-        jittered = base * random.uniform(1 - self.jitter, 1 + self.jitter)
+        jittered = base * (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
         return max(jittered, retry_after or 0.0)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What becomes of a row after its channel answered: done (delivered / failed) or tried again at `at`."""
+
+    result: str
+    detail: str
+    at: float | None = None
+
+
+def answer_for(row: Delivery, outcome: Outcome, now: float, policy: RetryPolicy,
+               rng: random.Random | None = None) -> Answer:
+    """Pure: a channel's answer to one attempt of a row, as the row's next state."""
+    tries = row.attempts + 1
+    if outcome.ok:
+        return Answer(RESULT_DELIVERED, f"delivered on retry {row.attempts}" if row.attempts else "")
+    if not outcome.retryable:
+        return Answer(RESULT_FAILED, f"not retried: {outcome.detail}" if row.attempts else outcome.detail)
+    next_at = now + policy.delay(tries, outcome.retry_after, rng)
+    if tries >= MIN_ATTEMPTS and next_at >= row.expires_at:
+        return Answer(RESULT_FAILED, f"gave up after {tries} tries: {outcome.detail}")
+    failed = f"retry {row.attempts} failed: {outcome.detail}" if row.attempts else outcome.detail
+    return Answer(RESULT_RETRYING, f"{failed} — will retry at {clock_text(from_timestamp(next_at))}", next_at)
+
+
+def expired(row: Delivery, now: float) -> bool:
+    """Pure: a retried row whose time (awake) ran out, after enough tries."""
+    return row.hold == HOLD_RETRY and row.attempts >= MIN_ATTEMPTS and now >= row.expires_at
+
+
+AnswerCallback = Callable[[Delivery, str, str], None]
+ToldCallback = Callable[[Transaction, Delivery, float], None]
+
+
 class Outbox:
-    """Queues failed deliveries in the state file and retries them in a background thread, per channel and
-    event in order, until they succeed or expire."""
+    """Runs the outbox of one process: passes over due rows, channel workers, answers, claims."""
 
-    def __init__(self, store: StateStore, dispatcher: Dispatcher, policy: RetryPolicy,
-                 on_delivered: Callable[[OutboxEntry], None], on_dropped: Callable[[OutboxEntry], None]):
-        self.store = store
-        self.dispatcher = dispatcher
-        self.policy = policy
-        self._on_delivered = on_delivered
-        self._on_dropped = on_dropped
-        self._in_flight: set[int] = set()
+    def __init__(self, store: StateStore, dispatcher: Dispatcher, policy: RetryPolicy, clock: Clock,
+                 conditions: Callable[[], Conditions], storm: StormControl, on_answer: AnswerCallback,
+                 on_never_told: ToldCallback):
+        self.store, self.dispatcher, self.policy, self.clock = store, dispatcher, policy, clock
+        self.storm = storm
+        self.owner = owner_id()
+        self._conditions = conditions
+        self._on_answer = on_answer
+        self._on_never_told = on_never_told
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._in_flight: dict[tuple[str, str, str], deque[Delivery]] = {}  # per key: the row sending, then waiting
+        self.wake = threading.Event()
+        self.closed = False
 
-    def add(self, alert: Alert, since: float, reasons: dict[str, Outcome | str], at: float | None = None) -> None:
-        """Queue the alert for these channels, to go at `at` or after the first backoff (honouring the longest
-        Retry-After given)."""
-        now = time.time()
-        retry_after = max((r.retry_after or 0.0 for r in reasons.values() if isinstance(r, Outcome)), default=0.0)
-        details = {name: r.detail if isinstance(r, Outcome) else r for name, r in reasons.items()}
-        due = at if at is not None else now + self.policy.delay(1, retry_after)
-        self.store.add_to_outbox(alert, since, details, due, max(due, now) + self.policy.expiry)
-        self._wake.set()
+    @property
+    def lease_seconds(self) -> float:
+        return self.dispatcher.timeout + LEASE_MARGIN
 
-    def release_held(self, reason_prefix: str, event: str | None = None) -> None:
-        """Send what a snooze (or one event's mute) held back, now."""
-        self.store.release_held(reason_prefix, event)
-        self._wake.set()
-
-    def start(self) -> None:
-        """Start retrying in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 0.5) -> None:
-        """Stop retrying; claims on entries still being sent are kept until they answer or run out."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_due()
-                wake_at = self.store.next_outbox_time()
-            except Exception:  # a locked or failing disk: log, wait, try again
-                log.exception("outbox: retry pass failed")
-                wake_at = None
-            pause = POLL_SECONDS if wake_at is None else min(POLL_SECONDS, max(0.0, wake_at - time.time()))
-            self._wake.wait(pause)
-            self._wake.clear()
+    # ---- a pass --------------------------------------------------------------------------------------------
 
     def run_due(self) -> int:
-        """Send every entry that is due now, side by side; returns how many were sent."""
-        now = time.time()
-        with self._lock:
-            skip = set(self._in_flight)
-        entries = self.store.lease_due(now, now + self.dispatcher.timeout + LEASE_MARGIN, skip)
-        batches: dict[str, list[OutboxEntry]] = {}
-        for entry in entries:
-            if entry.expires_at <= now:
-                waited = duration(now - entry.alert.at.timestamp())
-                self._drop(entry, f"gave up after {entry.attempts} retries over {waited}: {entry.last_error}")
-            elif entry.channel not in self.dispatcher.channels:
-                self.store.reschedule_outbox(entry, now + self.policy.delay(entry.attempts + 1),
-                                             "channel is not configured now")
-            else:
-                batches.setdefault(entry.channel, []).append(entry)
-        futures = []
-        for channel, batch in batches.items():
-            with self._lock:
-                self._in_flight.update(entry.id for entry in batch)
-            # a channel that can send many alerts as one message (Slack, email) gets what piled up at once
-            groups = ([batch[i:i + MAX_BATCH] for i in range(0, len(batch), MAX_BATCH)]
-                      if hasattr(self.dispatcher.channels[channel], "send_many") else [[entry] for entry in batch])
-            for group in groups:
-                alerts = [entry.alert for entry in group]
-                future = self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0])
-                future.add_done_callback(lambda done, group=group: [self._finish(entry, done.result())
-                                                                    for entry in group])
-                futures.append(future)
-        wait(futures, timeout=self.dispatcher.timeout)
-        return sum(len(batch) for batch in batches.values())
-
-    def _finish(self, entry: OutboxEntry, outcome: Outcome) -> None:
-        try:
-            if outcome.ok:
-                self._on_delivered(entry)
-                self.store.finish_outbox(entry, True, f"delivered on retry {entry.attempts + 1}")
-                log.info("%s: %s delivered to %s on retry %d", entry.alert.event, entry.alert.tag, entry.channel,
-                         entry.attempts + 1)
-            elif not outcome.retryable:
-                self._drop(entry, f"not retried: {outcome.detail}")
-            else:
-                next_at = time.time() + self.policy.delay(entry.attempts + 1, outcome.retry_after)
-                if next_at >= entry.expires_at:
-                    self._drop(entry, f"gave up after {entry.attempts + 1} retries: {outcome.detail}")
+        """One pass: queue due storm summaries and send every row that is due; returns how many rows were handed
+        to channels."""
+        now = self.clock.time()
+        claimed: list[Delivery] = []
+        groups: dict[str, list[Delivery]] = {}
+        with self.store.write() as tx:
+            self._add_summaries(tx, self.storm.take_summaries(now), now)
+            local = self.local_ids()
+            conditions = self._conditions()
+            for row in tx.due(now, PASS_LIMIT):
+                if row.id in local:
+                    continue
+                if expired(row, now):
+                    self._give_up(tx, row, now, f"gave up after {row.attempts} tries over"
+                                                f" {duration(now - row.created_at)}: {row.last_error}")
+                    continue
+                if row.channel not in self.dispatcher.channels:
+                    tx.retry_later(row, now + self.policy.delay(row.attempts + 1), "channel is not configured now")
+                    continue
+                verdict = self.judge(row, conditions, now)
+                if verdict.action == SEND and row.hold == HOLD_GROUP and self._groups(row.channel):
+                    groups.setdefault(row.channel, []).append(row)
+                elif verdict.action == SEND:
+                    claimed.append(row)
                 else:
-                    self.store.reschedule_outbox(entry, next_at, outcome.detail)
-        except Exception:
-            log.exception("outbox: could not record a retry of %s to %s", entry.alert.event, entry.channel)
-        finally:
-            with self._lock:
-                self._in_flight.discard(entry.id)
-            self._wake.set()
+                    self.apply(tx, row, verdict, now)
+                conditions = replace(conditions, gates=self.storm.gates())
+            tx.claim([row.id for row in claimed] + [row.id for rows in groups.values() for row in rows], self.owner,
+                     now + self.lease_seconds)
+            self._renew(tx, now)
+        self.send(claimed)
+        for channel, rows in groups.items():
+            for start in range(0, len(rows), MAX_BATCH):
+                self._send_group(channel, rows[start:start + MAX_BATCH])
+        return len(claimed) + sum(len(rows) for rows in groups.values())
 
-    def _drop(self, entry: OutboxEntry, detail: str) -> None:
-        self._on_dropped(entry)  # first, so the narrowed told set is committed with the removal
-        dropped = self.store.finish_outbox(entry, False, detail, drop_recoveries=not entry.alert.resolved)
-        log.warning("%s: %s to %s abandoned (%s)%s", entry.alert.event, entry.alert.tag, entry.channel, detail,
-                    f"; {dropped} recovery dropped with it" if dropped else "")
+    def judge(self, row: Delivery, conditions: Conditions, now: float) -> Verdict:
+        """The stages' verdict on a row, counted by storm control when it is storm control's to count."""
+        verdict = run_stages(row, conditions, now)
+        if counts_for_storm(row, verdict):
+            self.storm.decide(row.channel, row.alert, now)
+        return verdict
+
+    def apply(self, tx: Transaction, row: Delivery, verdict: Verdict, now: float) -> None:
+        """Write a verdict that is not "send now": a hold, a group, a drop."""
+        if verdict.action == DROP:
+            tx.finish(row, DROPPED, verdict.reason, now)
+            tx.delivery_line(row, now, False, verdict.reason)
+            self._on_answer(row, RESULT_DROPPED, verdict.reason)
+            self.untell(tx, row, now, verdict.reason)
+        elif verdict.action in (HOLD, GROUP) and verdict.until is not None:
+            if row.hold != verdict.hold or row.not_before != verdict.until:
+                tx.hold(row, verdict.until, verdict.hold, verdict.reason)
+                if row.hold != verdict.hold:
+                    tx.delivery_line(row, now, False, verdict.reason)
+
+    def next_wake(self) -> float | None:
+        """When a pass next has work: a row falling due, a summary, a claim to renew."""
+        times = [t for t in (self.store.next_due(), self.storm.next_summary_at()) if t is not None]
+        with self._lock:
+            if self._in_flight:
+                times.append(self.clock.time() + self.lease_seconds / 2)
+        return min(times) if times else None
+
+    # ---- sending and answers -------------------------------------------------------------------------------
+
+    def send(self, rows: Iterable[Delivery]) -> None:
+        """Hand claimed rows to their channels' workers; a row waits while an older one of its key is sending."""
+        for row in rows:
+            with self._lock:
+                queue = self._in_flight.setdefault(row.key, deque())
+                queue.append(row)
+                first = len(queue) == 1
+            if first:
+                self._submit(row)
+
+    def _submit(self, row: Delivery) -> None:
+        alert = replace(row.alert, possible_repeat=True) if row.possible_repeat else row.alert
+        future = self.dispatcher.submit(row.channel, alert, row.recipient)
+        future.add_done_callback(lambda done: self._answered([row], done.result()))
+
+    def _send_group(self, channel: str, rows: list[Delivery]) -> None:
+        for row in rows:
+            with self._lock:
+                self._in_flight.setdefault(row.key, deque()).append(row)
+        alerts = [replace(row.alert, possible_repeat=True) if row.possible_repeat else row.alert for row in rows]
+        future = self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0])
+        future.add_done_callback(lambda done: self._answered(rows, done.result()))
+
+    def _answered(self, rows: list[Delivery], outcome: Outcome) -> None:
+        """Record a channel's answer for rows it was sent (one, or a group), then send what waited behind them."""
+        if self.closed:  # an answer after shutdown: the claim runs out and the next start sends it again
+            log.info("%s answered after shutdown; the next start sends it again, marked as a possible repeat",
+                     rows[0].channel)
+            return
+        now = self.clock.time()
+        answers = [(row, answer_for(row, outcome, now, self.policy)) for row in rows]
+        try:
+            with self.store.write() as tx:
+                for row, answer in answers:
+                    self._record(tx, row, answer, now)
+        except StoreFault as fault:  # the answer is lost with the fault; the claim runs out and it is sent again
+            log.error("could not record %s's answer for %d notification(s): %s", rows[0].channel, len(rows),
+                      fault.reason)
+            answers = [(row, Answer(RESULT_RETRYING, f"answer not recorded ({fault.reason})")) for row in rows]
+        except Exception:
+            log.exception("outbox: could not record an answer from %s", rows[0].channel)
+            answers = [(row, Answer(RESULT_RETRYING, "answer not recorded")) for row in rows]
+        for row, answer in answers:
+            self._on_answer(row, answer.result, answer.detail)
+            self._next_of_key(row, answer.result == RESULT_DELIVERED)
+        self.wake.set()
+
+    def _record(self, tx: Transaction, row: Delivery, answer: Answer, now: float) -> None:
+        ok = answer.result == RESULT_DELIVERED
+        if answer.result == RESULT_RETRYING:
+            tx.retry_later(row, answer.at or now, answer.detail)
+            tx.delivery_line(row, now, False, answer.detail)
+            log.warning("%s: %s not delivered to %s: %s", row.event, row.alert.tag, row.channel, answer.detail)
+        elif answer.result == RESULT_FAILED:
+            self._give_up(tx, row, now, answer.detail)
+        elif not tx.finish(row, DELIVERED, answer.detail, now):
+            tx.delivery_line(row, now, True, "delivered (already done by another process: a repeat)")
+        else:
+            tx.delivery_line(row, now, ok, answer.detail)
+
+    def _give_up(self, tx: Transaction, row: Delivery, now: float, detail: str) -> None:
+        """A row that will not be delivered: a firing that never arrived takes its reminders and recovery with it,
+        and its channel no longer counts as told."""
+        tx.finish(row, FAILED, detail, now)
+        tx.delivery_line(row, now, False, detail)
+        self.untell(tx, row, now, detail)
+        log.warning("%s: %s to %s abandoned (%s)", row.event, row.alert.tag, row.channel, detail)
+
+    def untell(self, tx: Transaction, row: Delivery, now: float, why: str) -> bool:
+        """A firing row that will not be sent: unless its channel heard of the episode otherwise, it no longer
+        counts as told, and the reminders and recovery queued behind go with it. True if it was untold."""
+        if row.kind not in ("firing", "escalation") or tx.knows(row):
+            return False
+        for follower in tx.drop_followers(row, now, f"dropped: the firing it follows was not delivered ({why})"):
+            self._on_answer(follower, RESULT_DROPPED, "dropped with its firing")
+        self._on_never_told(tx, row, now)
+        return True
+
+    def _next_of_key(self, row: Delivery, delivered: bool) -> None:
+        """The row's key is free: send the next claimed row of it, or (after a failure) give the rest back so they
+        wait behind the retry."""
+        with self._lock:
+            queue = self._in_flight.get(row.key)
+            if queue is None:
+                return
+            for index, queued in enumerate(queue):
+                if queued.id == row.id:
+                    del queue[index]
+                    break
+            if delivered and queue:
+                nxt, following = queue[0], []
+            else:
+                nxt, following = None, list(queue)
+                del self._in_flight[row.key]
+        if following:
+            try:
+                with self.store.write() as tx:
+                    tx.release([r.id for r in following])
+            except StoreFault as fault:
+                log.error("could not give back %d claimed notification(s): %s", len(following), fault.reason)
+        if nxt is not None:
+            self._submit(nxt)
+
+    def local_ids(self) -> set[int]:
+        """The rows this process holds: sending, or claimed and waiting behind one of their key."""
+        with self._lock:
+            return {row.id for rows in self._in_flight.values() for row in rows}
+
+    # ---- start-up, jumps, summaries, claims ----------------------------------------------------------------
+
+    def recover(self, alive: Callable[[str], bool] | None = None) -> int:
+        """After a crash: rows a dead process was sending are counted as interrupted and sent again, marked as
+        possible repeats; returns how many."""
+        now = self.clock.time()
+        alive = alive or owner_alive
+        with self.store.write() as tx:
+            rows = [row for row, owner in tx.in_flight() if owner != self.owner and not alive(owner)]
+            for row in rows:
+                tx.mark_interrupted(row)
+                tx.delivery_line(row, now, False, f"attempt {row.attempts + 1} interrupted: tray-alerts stopped while"
+                                                  " sending; it may have arrived, so the next one is marked as a"
+                                                  " possible repeat")
+        if rows:
+            log.warning("%d notification(s) were being sent when tray-alerts stopped; sending them again, marked as"
+                        " possible repeats", len(rows))
+        return len(rows)
+
+    def _add_summaries(self, tx: Transaction, summaries: dict[str, Alert], now: float) -> None:
+        for channel, summary in summaries.items():
+            row = Delivery(0, channel, summary.event, "", SUMMARY_KIND, summary, not_before=now,
+                           expires_at=now + self.policy.expiry, created_at=now)
+            tx.history(now, summary.event, "summary", summary.level, summary.message, channel, None,
+                       f"to {channel}: {summary.message}")
+            tx.insert(row)
+
+    def flush_summaries(self) -> int:
+        """Queue every summary still waiting (on shutdown); returns how many."""
+        now = self.clock.time()
+        summaries = self.storm.take_summaries(now, all_pending=True)
+        if summaries:
+            with self.store.write() as tx:
+                self._add_summaries(tx, summaries, now)
+        return len(summaries)
+
+    def _groups(self, channel: str) -> bool:
+        return hasattr(self.dispatcher.channels.get(channel), "send_many")
+
+    def _renew(self, tx: Transaction, now: float) -> None:
+        ids = self.local_ids()
+        if ids:
+            tx.renew(ids, self.owner, now + self.lease_seconds)
+
+    def close(self) -> None:
+        """This outbox's claims are no longer kept alive: another engine may recover them."""
+        self.closed = True
+        _LIVE_OWNERS.discard(self.owner)
+
+
+_LIVE_OWNERS: set[str] = set()  # owners of this process's open outboxes
+
+
+def owner_id() -> str:
+    """Who holds a claim: this process, told apart from an earlier one with the same pid."""
+    owner = f"{os.getpid()}:{secrets.token_hex(4)}"
+    _LIVE_OWNERS.add(owner)
+    return owner
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process (or, in this process, the open outbox) that holds a claim still runs."""
+    pid_text = owner.partition(":")[0]
+    if not pid_text.isdigit():
+        return False
+    if int(pid_text) == os.getpid():
+        return owner in _LIVE_OWNERS
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

@@ -7,6 +7,7 @@ import platformdirs
 
 APP_NAME = "tray-alerts"
 PACKAGED_SETTINGS = Path(__file__).with_name("default_settings.ini")
+TOKEN_FILE = "api-token"  # in the state folder: the push API's bearer token
 
 
 def user_config_file() -> Path:

@@ -1,35 +1,59 @@
-"""Durable state in SQLite (WAL): the active events with the channels told, the history, and the outbox."""
+"""Durable state in SQLite (WAL), the one truth across processes: the firing events, every notification as an
+outbox row, the history, mutes, pings. Reads use a connection of their own and never wait on a writer; every
+write is one short transaction (`with store.write() as tx:`) that also bumps a revision, so other processes
+notice it and reload what changed."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
-from .model import Alert, Level
+from .clock import SYSTEM_CLOCK, Clock
+from .lifecycle import ActiveEvent
+from .model import Alert, Level, from_timestamp
+from .pipeline import HOLD_NONE, Delivery
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes (all CREATE ... IF NOT EXISTS)
+SCHEMA_VERSION = 5  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows
 HISTORY_KEEP_SECONDS = 90 * 24 * 3600
+CHANGES_KEEP = 10_000  # revisions of the change log kept; a reader further behind reloads everything
+PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
+DEFAULT_BUSY_TIMEOUT = 2.0
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS active (
-    event     TEXT PRIMARY KEY,
-    level     TEXT NOT NULL,
-    message   TEXT NOT NULL,
-    context   TEXT NOT NULL,
-    since     REAL NOT NULL,
-    at        REAL NOT NULL,
-    seen      INTEGER NOT NULL,
-    last_seen REAL NOT NULL,
-    told      TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value
 );
+CREATE TABLE IF NOT EXISTS events (
+    event       TEXT PRIMARY KEY,
+    episode     TEXT NOT NULL,
+    level       TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    context     TEXT NOT NULL,
+    since       REAL NOT NULL,
+    at          REAL NOT NULL,
+    seen        INTEGER NOT NULL,
+    last_seen   REAL NOT NULL,
+    told        TEXT NOT NULL,
+    reminded_at REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS changes (
+    rev   INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_rev ON changes (rev);
 CREATE TABLE IF NOT EXISTS history (
     id       INTEGER PRIMARY KEY,
     at       REAL NOT NULL,
@@ -39,22 +63,33 @@ CREATE TABLE IF NOT EXISTS history (
     message  TEXT NOT NULL DEFAULT '',
     channel  TEXT,
     ok       INTEGER,
-    detail   TEXT NOT NULL DEFAULT ''
+    detail   TEXT NOT NULL DEFAULT '',
+    delivery INTEGER
 );
 CREATE INDEX IF NOT EXISTS history_by_event ON history (event, id);
 CREATE TABLE IF NOT EXISTS outbox (
-    id          INTEGER PRIMARY KEY,
-    channel     TEXT NOT NULL,
-    event       TEXT NOT NULL,
-    since       REAL NOT NULL,
-    alert       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL,
-    next_at     REAL NOT NULL,
-    expires_at  REAL NOT NULL,
-    lease_until REAL NOT NULL DEFAULT 0,
-    last_error  TEXT NOT NULL DEFAULT ''
+    id              INTEGER PRIMARY KEY,
+    channel         TEXT NOT NULL,
+    recipient       TEXT NOT NULL DEFAULT '',
+    event           TEXT NOT NULL,
+    episode         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    alert           TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'pending',
+    hold            TEXT NOT NULL DEFAULT '',
+    not_before      REAL NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    expires_at      REAL NOT NULL,
+    created_at      REAL NOT NULL,
+    lease_until     REAL NOT NULL DEFAULT 0,
+    lease_owner     TEXT NOT NULL DEFAULT '',
+    in_flight       INTEGER NOT NULL DEFAULT 0,
+    possible_repeat INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT NOT NULL DEFAULT '',
+    done_at         REAL
 );
-CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (event, channel, id);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, event, recipient, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_by_episode ON outbox (event, episode, channel);
 CREATE TABLE IF NOT EXISTS pings (
     name TEXT PRIMARY KEY,
     at   REAL NOT NULL
@@ -65,33 +100,35 @@ CREATE TABLE IF NOT EXISTS mutes (
 );
 """
 
+_SCHEMA_4 = """
+CREATE TABLE IF NOT EXISTS active (event TEXT PRIMARY KEY, level TEXT NOT NULL, message TEXT NOT NULL,
+    context TEXT NOT NULL, since REAL NOT NULL, at REAL NOT NULL, seen INTEGER NOT NULL, last_seen REAL NOT NULL,
+    told TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, at REAL NOT NULL, event TEXT NOT NULL, kind TEXT NOT NULL,
+    level TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', channel TEXT, ok INTEGER, detail TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, event TEXT NOT NULL,
+    since REAL NOT NULL, alert TEXT NOT NULL, attempts INTEGER NOT NULL, next_at REAL NOT NULL,
+    expires_at REAL NOT NULL, lease_until REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS pings (name TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS mutes (event TEXT PRIMARY KEY, until REAL NOT NULL);
+"""
 
-def from_timestamp(seconds: float) -> datetime:
-    """A Unix time as an aware UTC datetime."""
-    return datetime.fromtimestamp(seconds, timezone.utc)
+_DELIVERY_COLUMNS = ("id, channel, event, episode, kind, alert, recipient, attempts, not_before, hold, expires_at,"
+                     " created_at, last_error, possible_repeat")
+_EVENT_COLUMNS = "event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode"
 
 
 class StateError(Exception):
-    """The state file cannot be used (locked, read-only, from a newer version)."""
+    """The state file cannot be used at all (from a newer version, not a folder, cannot be created)."""
 
 
-@dataclass(eq=False)
-class ActiveEvent:
-    """An event that is firing: what was sent, since when, how often it repeated, who was told."""
+class StoreFault(Exception):
+    """A write that did not happen for a reason outside the file (disk full, locked, read-only); `reason` is
+    one line such as `state.db: disk full`."""
 
-    event: str
-    level: Level
-    message: str
-    context: dict
-    since: float
-    at: float
-    seen: int = 1
-    last_seen: float = 0.0
-    told: set[str] = field(default_factory=set)
-
-    def alert(self) -> Alert:
-        """The firing as an Alert (the latest firing or escalation)."""
-        return Alert(self.event, self.level, self.message, dict(self.context), from_timestamp(self.at))
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -110,20 +147,6 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
-class OutboxEntry:
-    """A delivery waiting to be retried: one alert for one channel."""
-
-    id: int
-    channel: str
-    since: float
-    alert: Alert
-    attempts: int
-    next_at: float
-    expires_at: float
-    last_error: str
-
-
-@dataclass(frozen=True)
 class ChannelHealth:
     """What the history and outbox say about one channel."""
 
@@ -133,20 +156,46 @@ class ChannelHealth:
     waiting: int
 
 
-class StateStore:
-    """One SQLite file; every method is a single short transaction and safe to call from any thread."""
+@dataclass(frozen=True)
+class Changes:
+    """What other writers changed since a revision: the events touched (None: too many, reload all)."""
 
-    def __init__(self, path: str | Path):
+    rev: int
+    events: frozenset[str] | None
+
+
+def describe_fault(path: Path, error: BaseException) -> str:
+    """One line naming the state file and what is wrong with writing it."""
+    text = str(error).lower()
+    if "full" in text or getattr(error, "errno", None) == errno.ENOSPC:
+        problem = "disk full"
+    elif "locked" in text or "busy" in text:
+        problem = "locked by another process"
+    elif "readonly" in text or "read-only" in text or "permission" in text:
+        problem = "read-only"
+    else:
+        problem = str(error)
+    return f"{path.name}: {problem}"
+
+
+class StateStore:
+    """One SQLite file, shared by every process of a user; safe to use from any thread."""
+
+    def __init__(self, path: str | Path, clock: Clock = SYSTEM_CLOCK, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _touch_private(self.path)
-        self._lock = threading.RLock()
-        self._pending_history: list[tuple] = []
-        self._pending_told: dict[tuple[str, float], str] = {}
+        self.clock = clock
+        self.busy_timeout = busy_timeout
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        try:
+            _private_folder(self.path.parent)
+            _touch_private(self.path)
+        except OSError as error:
+            raise StateError(f"{self.path}: cannot create the state file: {error.strerror or error}") from None
         try:
             self._open()
         except sqlite3.OperationalError as error:  # locked, read-only, no space: not the file's fault
-            raise StateError(f"{self.path}: cannot open the state file: {error}") from None
+            raise StateError(f"{self.path}: cannot open the state file: {describe_fault(self.path, error)}") from None
         except sqlite3.DatabaseError as error:
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             log.error("state file %s is damaged (%s); moved aside to %s, starting afresh", self.path, error, aside)
@@ -157,243 +206,122 @@ class StateStore:
             self._open()
 
     def _open(self) -> None:
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=self.busy_timeout)
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            for db in (self._db, self._reader):
+                db.execute("PRAGMA synchronous=NORMAL")
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._migrate()
         except BaseException:
             self._db.close()
+            self._reader.close()
             raise
 
     def _migrate(self) -> None:
-        self._queued: dict[str, int] = {}
-        with self._transaction():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StateError(f"{self.path}: written by a newer tray-alerts (schema {version}); upgrade to use it")
-            if version < SCHEMA_VERSION:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._db.execute("DELETE FROM history WHERE at < ?", (time.time() - HISTORY_KEEP_SECONDS,))
-            self._queued = dict(self._db.execute("SELECT event, count(*) FROM outbox GROUP BY event").fetchall())
+        version = self._reader.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateError(f"{self.path}: written by a newer tray-alerts (schema {version}); upgrade to use it")
+        if version == SCHEMA_VERSION:
+            return
+        with self.write() as tx:
+            version = tx.db.execute("PRAGMA user_version").fetchone()[0]
+            if 0 < version < SCHEMA_VERSION:
+                _from_schema_4(tx.db, self.clock.time())
+            elif version == 0:
+                _run_script(tx.db, _SCHEMA)
+            tx.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
+    # ---- writing -------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self, wait: float | None = None) -> Iterator[Transaction]:
+        """One write transaction, waiting at most `wait` seconds (default: busy_timeout) for another writer; a
+        failure outside the file (full, locked, read-only) raises StoreFault and leaves nothing half-written."""
+        with self._write_lock:
+            tx = Transaction(self)
+            try:
+                self._db.execute(f"PRAGMA busy_timeout={int(1000 * (self.busy_timeout if wait is None else wait))}")
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise StoreFault(describe_fault(self.path, error)) from None
+            try:
+                yield tx
+                self._db.execute("COMMIT")
+            except BaseException as error:
+                tx.committed = False
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(error, sqlite3.OperationalError):
+                    raise StoreFault(describe_fault(self.path, error)) from None
+                raise
+            tx.committed = True
+            for callback in tx.after_commit:  # still inside the write lock: memory follows the file in order
+                callback()
+
+    @property
+    def write_lock(self) -> threading.Lock:
+        """Held by every write transaction (and by whoever must not interleave with one)."""
+        return self._write_lock
+
+    # ---- reading (never waits on a writer) -----------------------------------------------------------------
+
+    def _read(self, query: str, args: tuple = ()) -> list[tuple]:
+        with self._read_lock:
+            return self._reader.execute(query, args).fetchall()
+
+    def data_version(self) -> int:
+        """Changes whenever anyone (this process included) committed since the last call's value."""
+        with self._read_lock:
+            return self._reader.execute("PRAGMA data_version").fetchone()[0]
+
+    def revision(self) -> int:
+        """The revision of the last write by any process."""
+        rows = self._read("SELECT value FROM meta WHERE key = 'rev'")
+        return int(rows[0][0]) if rows else 0
+
+    def changes_since(self, rev: int) -> Changes:
+        """What was written since `rev` (read outside a transaction)."""
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                return _changes_since(self._reader, rev)
+            finally:
+                self._reader.execute("COMMIT")
 
     def load_active(self) -> list[ActiveEvent]:
-        """Every active event as stored."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT event, level, message, context, since, at, seen, last_seen, told FROM active"
-            ).fetchall()
-        return [
-            ActiveEvent(event, Level.parse(level), message, json.loads(context), since, at, seen, last_seen,
-                        set(json.loads(told)))
-            for event, level, message, context, since, at, seen, last_seen, told in rows
-        ]
+        """Every firing event as stored."""
+        return [_event_from_row(row) for row in self._read(f"SELECT {_EVENT_COLUMNS} FROM events")]
 
-    def save_firing(self, record: ActiveEvent, kind: str, told: set[str]) -> None:
-        """Store a firing or escalation and its history line in one transaction.
+    def load_events(self, events: Iterable[str]) -> dict[str, ActiveEvent | None]:
+        """The stored state of some events (None: not firing)."""
+        names = list(events)
+        found: dict[str, ActiveEvent | None] = dict.fromkeys(names)
+        for start in range(0, len(names), 500):
+            chunk = names[start:start + 500]
+            rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event IN ({','.join('?' * len(chunk))})",
+                              tuple(chunk))
+            found.update((row[0], _event_from_row(row)) for row in rows)
+        return found
 
-        `told` is written as the channels that will know once delivery is done (those told before and those
-        about to be sent to): should the process die mid-delivery, a recovery still reaches every channel
-        that may have seen the firing. queue_deliveries narrows it to the real result.
-        """
-        with self._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO active VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.event, record.level.value, record.message, json.dumps(record.context), record.since,
-                 record.at, record.seen, record.last_seen, json.dumps(sorted(told))),
-            )
-            self._add_history(record.at, record.event, kind, record.level, record.message)
+    def load_mutes(self) -> dict[str, float]:
+        """Every mute stored, with when it ends."""
+        return {event: until for event, until in self._read("SELECT event, until FROM mutes")}
 
-    def save_clear(self, record: ActiveEvent, message: str, at: float) -> None:
-        """Remove an active event and record the clear."""
-        with self._transaction():
-            self._db.execute("DELETE FROM active WHERE event = ?", (record.event,))
-            self._flush_seen(record)
-            self._add_history(at, record.event, "cleared", record.level, message,
-                              detail=f"active since {record.since:.3f}, seen {record.seen} times")
-
-    def queue_deliveries(self, alert: Alert, since: float, results: dict[str, tuple[bool, str]],
-                         told: set[str] | None) -> None:
-        """Record each channel's result for one alert, and the channels told of the episode `since`.
-
-        Written with the next transaction or by flush(): the firing itself is already durable, and
-        batching keeps a raise+clear cycle at two commits.
-        """
-        kind = "recovery" if alert.resolved else "delivery"
-        now = time.time()
-        with self._lock:
-            self._pending_history.extend(
-                (now, alert.event, kind, alert.level.value, alert.message, channel, int(ok), detail)
-                for channel, (ok, detail) in results.items())
-            if told is not None:
-                self._pending_told[(alert.event, since)] = json.dumps(sorted(told))
-
-    def flush(self) -> None:
-        """Write queued delivery results now."""
-        self.save_seen([])
-
-    def _write_pending(self) -> None:
-        """Inside a transaction: write queued results first, so history stays in order."""
-        if self._pending_history:
-            self._db.executemany(
-                "INSERT INTO history (at, event, kind, level, message, channel, ok, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending_history)
-        if self._pending_told:
-            self._db.executemany("UPDATE active SET told = ? WHERE event = ? AND since = ?",
-                                 [(told, event, since) for (event, since), told in self._pending_told.items()])
-
-    def _pending_written(self) -> None:
-        """After a commit: what was queued is on disk."""
-        self._pending_history = []
-        self._pending_told = {}
-
-    def save_seen(self, records: list[ActiveEvent]) -> None:
-        """Write the repeat counters of debounced events (and anything queued)."""
-        with self._lock:
-            if not records and not self._pending_history and not self._pending_told:
-                return
-        with self._transaction():
-            for record in records:
-                self._flush_seen(record)
-
-    # ---- outbox ---------------------------------------------------------------------------------------
-
-    def add_to_outbox(self, alert: Alert, since: float, channels: dict[str, str], next_at: float,
-                      expires_at: float) -> None:
-        """Queue one alert for each channel (name -> why it waits), durably, behind what they already hold."""
-        payload = json.dumps(alert.to_dict())
-        with self._transaction():
-            self._queued[alert.event] = self._queued.get(alert.event, 0) + len(channels)
-            self._db.executemany(
-                "INSERT INTO outbox (channel, event, since, alert, attempts, next_at, expires_at, last_error)"
-                " VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                [(channel, alert.event, since, payload, next_at, expires_at, reason)
-                 for channel, reason in channels.items()])
-
-    def outbox_channels(self, event: str) -> set[str]:
-        """The channels that hold queued deliveries for an event (new ones must wait behind them).
-
-        Events with nothing queued (the usual case) are answered from memory; the count is read at open, so
-        what another process queued meanwhile is seen from the next start."""
-        if not self._queued.get(event):
-            return set()
-        with self._lock:
-            return {row[0] for row in self._db.execute("SELECT DISTINCT channel FROM outbox WHERE event = ?",
-                                                       (event,))}
-
-    def lease_due(self, now: float, lease_until: float, skip: set[int], limit: int = 100) -> list[OutboxEntry]:
-        """Claim the oldest entry of each channel+event that is due and not claimed by anyone else."""
-        with self._transaction():
-            rows = self._db.execute(
-                "SELECT id, channel, since, alert, attempts, next_at, expires_at, last_error FROM outbox"
-                " WHERE id IN (SELECT min(id) FROM outbox GROUP BY event, channel)"
-                " AND next_at <= ? AND lease_until <= ? ORDER BY next_at LIMIT ?",
-                (now, now, limit + len(skip))).fetchall()
-            rows = [row for row in rows if row[0] not in skip][:limit]
-            self._db.executemany("UPDATE outbox SET lease_until = ? WHERE id = ?",
-                                 [(lease_until, row[0]) for row in rows])
-        return [OutboxEntry(id_, channel, since, Alert.from_dict(json.loads(alert)), attempts, next_at, expires_at,
-                            last_error)
-                for id_, channel, since, alert, attempts, next_at, expires_at, last_error in rows]
-
-    def next_outbox_time(self) -> float | None:
-        """When the next entry falls due (or its claim runs out), if any are queued."""
-        with self._lock:
-            return self._db.execute("SELECT min(max(next_at, lease_until)) FROM outbox").fetchone()[0]
-
-    def finish_outbox(self, entry: OutboxEntry, ok: bool, detail: str, drop_recoveries: bool = False) -> int:
-        """Remove a delivered or abandoned entry and record why; optionally drop the recoveries queued behind a
-        firing that never arrived. Returns how many recoveries were dropped."""
-        kind = "recovery" if entry.alert.resolved else "delivery"
-        with self._transaction():
-            removed = self._db.execute("DELETE FROM outbox WHERE id = ?", (entry.id,)).rowcount
-            self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
-                              entry.channel, ok, detail)
-            dropped = 0
-            if drop_recoveries:
-                dropped = self._db.execute(
-                    "DELETE FROM outbox WHERE channel = ? AND event = ? AND since = ? AND id > ?"
-                    " AND json_extract(alert, '$.resolved')", (entry.channel, entry.alert.event, entry.since, entry.id)
-                ).rowcount
-            self._queued[entry.alert.event] = max(0, self._queued.get(entry.alert.event, 0) - removed - dropped)
-            return dropped
-
-    def reschedule_outbox(self, entry: OutboxEntry, next_at: float, error: str) -> None:
-        """Count a failed retry and set the next one."""
-        kind = "recovery" if entry.alert.resolved else "delivery"
-        with self._transaction():
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ?, lease_until = 0,"
-                             " last_error = ? WHERE id = ?", (next_at, error, entry.id))
-            self._add_history(time.time(), entry.alert.event, kind, entry.alert.level, entry.alert.message,
-                              entry.channel, False, f"retry {entry.attempts + 1} failed: {error}")
-
-    def release_held(self, reason_prefix: str, event: str | None = None) -> None:
-        """Make entries held for a reason (a snooze, or one event's mute) due now."""
-        with self._transaction():
-            self._db.execute("UPDATE outbox SET next_at = ? WHERE last_error LIKE ? AND attempts = 0"
-                             " AND (? IS NULL OR event = ?)", (time.time(), reason_prefix + "%", event, event))
-
-    # ---- mutes ---------------------------------------------------------------------------------------------
-
-    def save_mute(self, event: str, until: float | None) -> None:
-        """Remember (or forget) that an event is muted until a time."""
-        with self._transaction():
-            if until is None:
-                self._db.execute("DELETE FROM mutes WHERE event = ?", (event,))
-            else:
-                self._db.execute("INSERT OR REPLACE INTO mutes VALUES (?, ?)", (event, until))
-
-    def load_mutes(self, now: float) -> dict[str, float]:
-        """The mutes still in force (expired ones are forgotten)."""
-        with self._transaction():
-            self._db.execute("DELETE FROM mutes WHERE until <= ?", (now,))
-            return dict(self._db.execute("SELECT event, until FROM mutes").fetchall())
-
-    def queue_note(self, alert: Alert, kind: str, detail: str) -> None:
-        """A history line about an event that is not a delivery (a reminder, a storm summary)."""
-        with self._lock:
-            self._pending_history.append((time.time(), alert.event, kind, alert.level.value, alert.message, None,
-                                          None, detail))
-
-    def release_leases(self, ids: set[int]) -> None:
-        """Give back claims (on shutdown) so the next start retries these at once."""
-        if ids:
-            with self._transaction():
-                self._db.executemany("UPDATE outbox SET lease_until = 0 WHERE id = ?", [(i,) for i in ids])
-
-    def channel_health(self) -> dict[str, ChannelHealth]:
-        """Per channel: its latest delivery result and how many deliveries wait in the outbox."""
-        self.flush()
-        with self._lock:
-            last = self._db.execute(
-                "SELECT channel, at, ok, detail FROM history WHERE id IN"
-                " (SELECT max(id) FROM history WHERE channel IS NOT NULL GROUP BY channel)").fetchall()
-            waiting = dict(self._db.execute("SELECT channel, count(*) FROM outbox GROUP BY channel").fetchall())
-        health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0))
-                  for channel, at, ok, detail in last}
-        for channel, count in waiting.items():
-            health.setdefault(channel, ChannelHealth(None, None, "", count))
-        return health
-
-    # ---- heartbeat pings ------------------------------------------------------------------------------
-
-    def record_ping(self, name: str, at: float) -> None:
-        """Remember the latest ping of a heartbeat."""
-        with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO pings VALUES (?, ?)", (name, at))
+    def meta(self, key: str) -> Any:
+        """A value of the meta table (None if unset)."""
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def last_ping(self, name: str) -> float | None:
         """When the heartbeat was last pinged, if ever."""
-        with self._lock:
-            row = self._db.execute("SELECT at FROM pings WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
-
-    # ---- history ------------------------------------------------------------------------------------
+        rows = self._read("SELECT at FROM pings WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
     def history(self, limit: int = 50, event: str | None = None) -> list[HistoryEntry]:
         """The newest history entries first."""
@@ -401,62 +329,370 @@ class StateStore:
         args: tuple = ()
         if event is not None:
             query, args = query + " WHERE event = ?", (event,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [
-            HistoryEntry(id_, from_timestamp(at), ev, kind, Level.parse(level), message, channel,
-                         None if ok is None else bool(ok), detail)
-            for id_, at, ev, kind, level, message, channel, ok, detail in rows
-        ]
+        rows = self._read(query + " ORDER BY id DESC LIMIT ?", (*args, limit))
+        return [HistoryEntry(id_, from_timestamp(at), ev, kind, Level.parse(level), message, channel,
+                             None if ok is None else bool(ok), detail)
+                for id_, at, ev, kind, level, message, channel, ok, detail in rows]
+
+    def pending(self, limit: int = 1000) -> list[Delivery]:
+        """The rows not done yet, oldest first (what waits, why, next try)."""
+        rows = self._read(f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?",
+                          (limit,))
+        return [_delivery_from_row(row) for row in rows]
+
+    def next_due(self) -> float | None:
+        """When the next pending row falls due (or its claim runs out)."""
+        rows = self._read("SELECT min(max(not_before, lease_until)) FROM outbox WHERE id IN (SELECT min(id) FROM"
+                          " outbox WHERE status = 'pending' GROUP BY channel, event, recipient)")
+        return rows[0][0]
+
+    def due_keys_waiting(self, now: float) -> bool:
+        """Whether any pending row is due and unclaimed (a pass of the outbox has work)."""
+        rows = self._read("SELECT 1 FROM outbox WHERE id IN (SELECT min(id) FROM outbox WHERE status = 'pending'"
+                          " GROUP BY channel, event, recipient) AND not_before <= ? AND lease_until <= ? LIMIT 1",
+                          (now, now))
+        return bool(rows)
+
+    def channel_health(self) -> dict[str, ChannelHealth]:
+        """Per channel: its latest delivery result and how many of its notifications wait."""
+        last = self._read("SELECT channel, at, ok, detail FROM history WHERE id IN"
+                          " (SELECT max(id) FROM history WHERE channel IS NOT NULL AND ok IS NOT NULL"
+                          " GROUP BY channel)")
+        waiting = dict(self._read("SELECT channel, count(*) FROM outbox WHERE status = 'pending' GROUP BY channel"))
+        health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0))
+                  for channel, at, ok, detail in last}
+        for channel, count in waiting.items():
+            health.setdefault(channel, ChannelHealth(None, None, "", count))
+        return health
+
+    def integrity(self) -> str:
+        """`ok`, or what SQLite's integrity check found."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
 
     def close(self) -> None:
-        """Write what is queued and close the database (a checkpoint folds the WAL back into the file)."""
-        with self._lock:
-            try:
-                self.flush()
-            finally:
-                self._db.close()
-
-    def _flush_seen(self, record: ActiveEvent) -> None:
-        self._db.execute("UPDATE active SET seen = ?, last_seen = ? WHERE event = ? AND since = ?",
-                         (record.seen, record.last_seen, record.event, record.since))
-
-    def _add_history(self, at: float, event: str, kind: str, level: Level, message: str,
-                     channel: str | None = None, ok: bool | None = None, detail: str = "") -> None:
-        self._db.execute(
-            "INSERT INTO history (at, event, kind, level, message, channel, ok, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, event, kind, level.value, message, channel, None if ok is None else int(ok), detail),
-        )
+        """Close both connections (the last one out folds the WAL back into the file)."""
+        with self._write_lock, self._read_lock:
+            self._reader.close()
+            self._db.close()
 
 
-class _Transaction:
-    """`with` block: hold the store's lock, BEGIN IMMEDIATE (+ queued results), COMMIT or ROLLBACK."""
+class Transaction:
+    """The statements of one write transaction; only valid inside `with store.write() as tx`."""
 
     def __init__(self, store: StateStore):
-        self._store = store
-        self._db, self._lock = store._db, store._lock
+        self.store = store
+        self.db = store._db
+        self._rev: int | None = None
+        self.after_commit: list[Callable[[], None]] = []
+        self.committed = False
 
-    def __enter__(self) -> None:
-        self._lock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._store._write_pending()
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            self._lock.release()
-            raise
+    # ---- revisions: how other processes notice this write ----------------------------------------------
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type:
-                self._db.execute("ROLLBACK")
-            else:
-                self._db.execute("COMMIT")
-                self._store._pending_written()
-        finally:
-            self._lock.release()
+    def revision(self) -> int:
+        """The revision as of this transaction's start."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
+        return int(row[0]) if row else 0
+
+    def changes_since(self, rev: int) -> Changes:
+        """What other writers changed since `rev`."""
+        return _changes_since(self.db, rev)
+
+    def touch(self, events: Iterable[str], at: float) -> int:
+        """Record that this transaction changed these events (and bump the revision once); returns it."""
+        if self._rev is None:
+            self._rev = self.revision() + 1
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('rev', ?)", (self._rev,))
+            if self._rev % 1000 == 0:
+                self.db.execute("DELETE FROM changes WHERE rev <= ?", (self._rev - CHANGES_KEEP,))
+        self.db.executemany("INSERT INTO changes VALUES (?, ?, ?)", [(self._rev, event, at) for event in events])
+        return self._rev
+
+    @property
+    def new_revision(self) -> int | None:
+        """The revision this transaction writes, if it changed anything."""
+        return self._rev
+
+    # ---- events --------------------------------------------------------------------------------------------
+
+    def event(self, event: str) -> ActiveEvent | None:
+        """One event's stored state."""
+        row = self.db.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event = ?", (event,)).fetchone()
+        return _event_from_row(row) if row else None
+
+    def events(self, names: Iterable[str] | None = None) -> dict[str, ActiveEvent | None]:
+        """The stored state of some events (all firing ones when `names` is None)."""
+        if names is None:
+            return {row[0]: _event_from_row(row) for row in self.db.execute(f"SELECT {_EVENT_COLUMNS} FROM events")}
+        return {name: self.event(name) for name in names}
+
+    def put_event(self, record: ActiveEvent) -> None:
+        """Store a firing event as it is now."""
+        self.db.execute(f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        _event_to_row(record))
+        self.touch([record.event], record.last_seen)
+
+    def delete_event(self, event: str, at: float) -> None:
+        """The event no longer fires."""
+        self.db.execute("DELETE FROM events WHERE event = ?", (event,))
+        self.touch([event], at)
+
+    def add_seen(self, event: str, episode: str, count: int, last_seen: float) -> bool:
+        """Add debounced repeats to an episode; False if that episode is no longer the stored one."""
+        updated = self.db.execute("UPDATE events SET seen = seen + ?, last_seen = max(last_seen, ?)"
+                                  " WHERE event = ? AND episode = ?", (count, last_seen, event, episode)).rowcount
+        return bool(updated)
+
+    def set_told(self, event: str, episode: str, told: Iterable[str], at: float) -> None:
+        """Which channels may know of an episode."""
+        if self.db.execute("UPDATE events SET told = ? WHERE event = ? AND episode = ?",
+                           (json.dumps(sorted(told)), event, episode)).rowcount:
+            self.touch([event], at)
+
+    # ---- mutes, snooze, pings, meta ------------------------------------------------------------------------
+
+    def mutes(self) -> dict[str, float]:
+        return {event: until for event, until in self.db.execute("SELECT event, until FROM mutes")}
+
+    def put_mute(self, event: str, until: float | None, at: float) -> None:
+        """Remember (or forget) that an event is muted until a time."""
+        if until is None:
+            self.db.execute("DELETE FROM mutes WHERE event = ?", (event,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO mutes VALUES (?, ?)", (event, until))
+        self.touch([event], at)
+
+    def meta(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: Any, at: float, touch: bool = True) -> None:
+        """Set (None: remove) a meta value; with `touch`, other processes notice and reload."""
+        if value is None:
+            self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        if touch:
+            self.touch([], at)
+
+    def record_ping(self, name: str, at: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO pings VALUES (?, ?)", (name, at))
+
+    # ---- history -------------------------------------------------------------------------------------------
+
+    def history(self, at: float, event: str, kind: str, level: Level, message: str, channel: str | None = None,
+                ok: bool | None = None, detail: str = "", delivery: int | None = None) -> None:
+        self.db.execute("INSERT INTO history (at, event, kind, level, message, channel, ok, detail, delivery)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (at, event, kind, level.value, message, channel, None if ok is None else int(ok), detail,
+                         delivery))
+
+    def delivery_line(self, row: Delivery, at: float, ok: bool, detail: str) -> None:
+        """A history line about one row: a result, a hold, an interruption."""
+        kind = "recovery" if row.alert.resolved else "summary" if row.kind == "summary" else "delivery"
+        self.history(at, row.event, kind, row.alert.level, row.alert.message, row.channel, ok, detail, row.id)
+
+    def prune_history(self, before: float) -> int:
+        return self.db.execute("DELETE FROM history WHERE at < ?", (before,)).rowcount
+
+    # ---- the outbox ----------------------------------------------------------------------------------------
+
+    def insert(self, row: Delivery, status: str = PENDING, lease_until: float = 0.0, owner: str = "",
+               in_flight: bool = False) -> Delivery:
+        """Add a row; returns it with its id."""
+        cursor = self.db.execute(
+            "INSERT INTO outbox (channel, recipient, event, episode, kind, alert, status, hold, not_before, attempts,"
+            " expires_at, created_at, lease_until, lease_owner, in_flight, last_error, done_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.channel, row.recipient, row.event, row.episode, row.kind, json.dumps(row.alert.to_dict()), status,
+             row.hold, row.not_before, row.attempts, row.expires_at, row.created_at, lease_until, owner,
+             int(in_flight), row.last_error, None if status == PENDING else row.created_at))
+        return _with_id(row, int(cursor.lastrowid or 0))
+
+    def due(self, now: float, limit: int) -> list[Delivery]:
+        """The oldest pending row of each key, if it is due and nobody holds a claim on it."""
+        rows = self.db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE id IN"
+            " (SELECT min(id) FROM outbox WHERE status = 'pending' GROUP BY channel, event, recipient)"
+            " AND not_before <= ? AND lease_until <= ? ORDER BY not_before, id LIMIT ?", (now, now, limit)).fetchall()
+        return [_delivery_from_row(row) for row in rows]
+
+    def claim(self, ids: Iterable[int], owner: str, lease_until: float) -> None:
+        """Claim rows for sending: a crash from here on makes the next attempt a possible repeat."""
+        self.db.executemany("UPDATE outbox SET lease_until = ?, lease_owner = ?, in_flight = 1 WHERE id = ?",
+                            [(lease_until, owner, id_) for id_ in ids])
+
+    def renew(self, ids: Iterable[int], owner: str, lease_until: float) -> None:
+        """Keep claims on rows still being sent."""
+        self.db.executemany("UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = ?",
+                            [(lease_until, id_, owner, PENDING) for id_ in ids])
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give rows back unsent (nothing went out)."""
+        self.db.executemany("UPDATE outbox SET lease_until = 0, lease_owner = '', in_flight = 0 WHERE id = ?",
+                            [(id_,) for id_ in ids])
+
+    def hold(self, row: Delivery, until: float, hold: str, reason: str) -> None:
+        """Let a row wait until a time, for a reason of a kind (snooze, mute, group, retry)."""
+        self.db.execute("UPDATE outbox SET not_before = ?, hold = ?, last_error = ?, lease_until = 0,"
+                        " lease_owner = '', in_flight = 0 WHERE id = ?", (until, hold, reason, row.id))
+
+    def retry_later(self, row: Delivery, until: float, error: str) -> None:
+        """A failed attempt to be tried again at `until`."""
+        self.db.execute("UPDATE outbox SET attempts = attempts + 1, not_before = ?, hold = 'retry', last_error = ?,"
+                        " lease_until = 0, lease_owner = '', in_flight = 0 WHERE id = ?", (until, error, row.id))
+
+    def finish(self, row: Delivery, status: str, detail: str, at: float) -> bool:
+        """A row is done (delivered, failed for good, dropped); False if it was done already (by another
+        process, after our claim ran out)."""
+        return bool(self.db.execute(
+            "UPDATE outbox SET status = ?, last_error = ?, done_at = ?, attempts = attempts + ?, lease_until = 0,"
+            " in_flight = 0 WHERE id = ? AND status = 'pending'",
+            (status, detail, at, int(status in (DELIVERED, FAILED)), row.id)).rowcount)
+
+    def knows(self, row: Delivery) -> bool:
+        """Whether the row's channel got, or may still get, any firing of the row's episode other than this row."""
+        found = self.db.execute(
+            "SELECT 1 FROM outbox WHERE event = ? AND episode = ? AND channel = ? AND id != ?"
+            " AND kind IN ('firing', 'escalation') AND status IN ('pending', 'delivered') LIMIT 1",
+            (row.event, row.episode, row.channel, row.id)).fetchone()
+        return found is not None
+
+    def drop_followers(self, row: Delivery, at: float, reason: str) -> list[Delivery]:
+        """Drop the rows queued behind a firing that never arrived (its reminders and recovery)."""
+        rows = [_delivery_from_row(r) for r in self.db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE status = 'pending' AND event = ? AND episode = ?"
+            " AND channel = ? AND recipient = ? AND id > ? AND kind IN ('reminder', 'recovery')",
+            (row.event, row.episode, row.channel, row.recipient, row.id))]
+        for follower in rows:
+            self.finish(follower, DROPPED, reason, at)
+            self.delivery_line(follower, at, False, reason)
+        return rows
+
+    def in_flight(self) -> list[tuple[Delivery, str]]:
+        """Rows claimed for sending and not answered, with who claimed them."""
+        rows = self.db.execute(f"SELECT {_DELIVERY_COLUMNS}, lease_owner FROM outbox WHERE status = 'pending'"
+                               " AND in_flight = 1").fetchall()
+        return [(_delivery_from_row(row[:-1]), row[-1]) for row in rows]
+
+    def pending_ids(self, event: str) -> dict[tuple[str, str, str], set[int]]:
+        """Per (channel, event, recipient) of an event, the rows not done (new rows wait behind them)."""
+        found: dict[tuple[str, str, str], set[int]] = {}
+        for channel, ev, recipient, id_ in self.db.execute(
+                "SELECT channel, event, recipient, id FROM outbox WHERE status = 'pending' AND event = ?", (event,)):
+            found.setdefault((channel, ev, recipient), set()).add(id_)
+        return found
+
+    def mark_interrupted(self, row: Delivery) -> None:
+        """Count the interrupted attempt; the next one goes out now and says it may be a repeat."""
+        self.db.execute("UPDATE outbox SET attempts = attempts + 1, possible_repeat = 1, in_flight = 0,"
+                        " lease_until = 0, lease_owner = '', not_before = min(not_before, ?) WHERE id = ?",
+                        (row.not_before, row.id))
+
+    def release_holds(self, kind: str, now: float, event: str | None = None) -> int:
+        """Make rows held for a kind of reason (snooze, mute) due now."""
+        return self.db.execute("UPDATE outbox SET not_before = ?, hold = '' WHERE status = 'pending' AND hold = ?"
+                               " AND (? IS NULL OR event = ?)", (now, kind, event, event)).rowcount
+
+    def shift(self, seconds: float, holds: Iterable[str]) -> int:
+        """Move the waits of pending rows held for these kinds by `seconds` (a clock jump), and their expiry."""
+        kinds = list(holds)
+        return self.db.execute(
+            f"UPDATE outbox SET not_before = not_before + ?, expires_at = expires_at + ? WHERE status = 'pending'"
+            f" AND hold IN ({','.join('?' * len(kinds))})", (seconds, seconds, *kinds)).rowcount
+
+    def extend_expiry(self, seconds: float) -> int:
+        """Add time the app was not running to every pending row's expiry (expiry counts time awake)."""
+        return self.db.execute("UPDATE outbox SET expires_at = expires_at + ? WHERE status = 'pending'",
+                               (seconds,)).rowcount
+
+    def prune_done(self, before: float) -> int:
+        """Forget done rows of episodes that are over (their history stays)."""
+        return self.db.execute("DELETE FROM outbox WHERE status != 'pending' AND done_at < ? AND NOT EXISTS"
+                               " (SELECT 1 FROM events WHERE events.event = outbox.event"
+                               " AND events.episode = outbox.episode)", (before,)).rowcount
+
+
+# ---- rows <-> values -----------------------------------------------------------------------------------------
+
+def _event_from_row(row: tuple) -> ActiveEvent:
+    event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode = row
+    return ActiveEvent(event, Level.parse(level), message, json.loads(context), since, at, seen, last_seen,
+                       frozenset(json.loads(told)), reminded_at, episode)
+
+
+def _event_to_row(record: ActiveEvent) -> tuple:
+    return (record.event, record.level.value, record.message, json.dumps(dict(record.context)), record.since,
+            record.at, record.seen, record.last_seen, json.dumps(sorted(record.told)), record.reminded_at,
+            record.episode)
+
+
+def _delivery_from_row(row: tuple) -> Delivery:
+    (id_, channel, event, episode, kind, alert, recipient, attempts, not_before, hold, expires_at, created_at,
+     last_error, possible_repeat) = row
+    return Delivery(id_, channel, event, episode, kind, Alert.from_dict(json.loads(alert)), recipient, attempts,
+                    not_before, hold, expires_at, created_at, last_error, bool(possible_repeat))
+
+
+def _with_id(row: Delivery, id_: int) -> Delivery:
+    return replace(row, id=id_)
+
+
+def _changes_since(db: sqlite3.Connection, rev: int) -> Changes:
+    row = db.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
+    current = int(row[0]) if row else 0
+    if current == rev:
+        return Changes(current, frozenset())
+    oldest = db.execute("SELECT min(rev) FROM changes").fetchone()[0]
+    if current < rev or oldest is None or oldest > rev + 1:
+        return Changes(current, None)
+    names = db.execute("SELECT DISTINCT event FROM changes WHERE rev > ?", (rev,)).fetchall()
+    return Changes(current, frozenset(name for (name,) in names))
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    for statement in filter(str.strip, script.split(";")):
+        db.execute(statement)
+
+
+def _from_schema_4(db: sqlite3.Connection, now: float) -> None:
+    """Carry a schema 1-4 file over: active events keep debouncing, queued deliveries become outbox rows."""
+    _run_script(db, _SCHEMA_4)
+    db.execute("ALTER TABLE outbox RENAME TO outbox_4")
+    _run_script(db, _SCHEMA)  # history exists already: it gains a column
+    db.execute("ALTER TABLE history ADD COLUMN delivery INTEGER")
+    for event, level, message, context, since, at, seen, last_seen, told in db.execute(
+            "SELECT event, level, message, context, since, at, seen, last_seen, told FROM active").fetchall():
+        db.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                   (event, level, message, context, since, at, seen, last_seen, told, _old_episode(event, since)))
+    for channel, event, since, alert, attempts, next_at, expires_at, last_error in db.execute(
+            "SELECT channel, event, since, alert, attempts, next_at, expires_at, last_error FROM outbox_4"
+            " ORDER BY id").fetchall():
+        data = json.loads(alert)
+        kind = "recovery" if data.get("resolved") else "reminder" if data.get("reminder") else "firing"
+        hold = ("snooze" if last_error.startswith("held while snoozed") else
+                "mute" if last_error.startswith("held while muted") else "retry" if attempts else HOLD_NONE)
+        data["episode"] = _old_episode(event, since)
+        db.execute("INSERT INTO outbox (channel, event, episode, kind, alert, hold, not_before, attempts, expires_at,"
+                   " created_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (channel, event, data["episode"], kind, json.dumps(data), hold, next_at, attempts, expires_at, now,
+                    last_error))
+    db.execute("DROP TABLE active")
+    db.execute("DROP TABLE outbox_4")
+
+
+def _old_episode(event: str, since: float) -> str:
+    """An episode id for a firing stored before episodes had ids."""
+    return f"{event}@{since:.6f}"
+
+
+def _private_folder(folder: Path) -> None:
+    """Create the state folder readable by its owner only (whatever the umask)."""
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        if os.name == "posix":
+            os.chmod(folder, 0o700)
+    elif not folder.is_dir():
+        raise StateError(f"{folder}: the state folder is not a folder")
 
 
 def _touch_private(path: Path) -> None:

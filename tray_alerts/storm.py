@@ -1,19 +1,19 @@
 """Storm control: when many alerts fire at once, pop-ups are capped per minute (then one summary) and chatty
 channels (Slack, email) get what piles up within a short window as one message. Nothing is lost: every alert
-stays in the tray and the history."""
+stays in the tray and the history. The decisions are pure functions of a channel's gate state and the time;
+StormControl only keeps those states between calls."""
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 from .display import clock
-from .model import Alert, Level
-from .state import from_timestamp
+from .model import Alert, Level, from_timestamp
 
 SUMMARY_EVENT = "tray-alerts"
+CAP_WINDOW = 60.0  # max_per_minute counts over this many seconds
+SEND, SUPPRESS, GROUP = "send", "suppress", "group"
 
 
 @dataclass(frozen=True)
@@ -25,91 +25,99 @@ class ChannelLimits:
     group_after: int = 0
     group_window: float = 30.0
 
+    def __bool__(self) -> bool:
+        return bool(self.max_per_minute or self.group_after)
+
 
 @dataclass(frozen=True)
-class Decision:
-    """What to do with one alert for one channel: send now, hold back (`suppressed`), or group until `until`."""
+class GateState:
+    """One channel's recent sends and what its cap held back since the last summary."""
 
-    action: str  # "send" | "suppress" | "group"
+    sent: tuple[float, ...] = ()  # times of alerts sent, oldest first
+    held_back: int = 0
+    worst: Level | None = None
+    summary_at: float | None = None  # when the summary of what was held back goes out
+    group_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class StormDecision:
+    """Send now, suppress (counted into the next summary), or group until `until`."""
+
+    action: str
     reason: str = ""
     until: float | None = None
 
 
-SEND = Decision("send")
+def storm_verdict(limit: ChannelLimits, gate: GateState, alert: Alert, now: float) -> tuple[StormDecision, GateState]:
+    """What storm control does with one alert for a channel, and the channel's gate state afterwards."""
+    window = max(CAP_WINDOW if limit.max_per_minute else 0.0, limit.group_window if limit.group_after else 0.0)
+    sent = tuple(t for t in gate.sent if now - t < window)
+    if limit.max_per_minute and len(sent) >= limit.max_per_minute:
+        worst = alert.level if gate.worst is None or alert.level > gate.worst else gate.worst
+        summary_at = gate.summary_at if gate.summary_at is not None else sent[0] + CAP_WINDOW
+        reason = (f"held back by storm control (more than {limit.max_per_minute} a minute); a summary follows"
+                  f" at {clock(from_timestamp(summary_at))}")
+        return StormDecision(SUPPRESS, reason), replace(gate, sent=sent, held_back=gate.held_back + 1, worst=worst,
+                                                        summary_at=summary_at)
+    if limit.group_after:
+        recent = sum(1 for t in sent if now - t < limit.group_window)
+        if recent >= limit.group_after or gate.group_until > now:
+            until = gate.group_until if gate.group_until > now else now + limit.group_window
+            reason = f"grouped with others: sent together at {clock(from_timestamp(until))}"
+            return StormDecision(GROUP, reason, until), replace(gate, sent=sent, group_until=until)
+    return StormDecision(SEND), replace(gate, sent=(*sent, now))
 
 
-@dataclass
-class _Gate:
-    sent: deque = field(default_factory=deque)  # times of alerts sent, newest last
-    held_back: int = 0
-    worst: Level | None = None
-    summary_timer: threading.Timer | None = None
-    group_until: float = 0.0
+def summary_due(gate: GateState, now: float) -> bool:
+    """Whether the summary of what a cap held back should go out now."""
+    return gate.held_back > 0 and gate.summary_at is not None and gate.summary_at <= now
+
+
+def summarise(gate: GateState, now: float) -> tuple[Alert, GateState]:
+    """The summary alert of what the cap held back (at the worst level held back), and the gate after it."""
+    count = gate.held_back
+    message = f"{count} more alert{'s' if count != 1 else ''} — open the tray"
+    summary = Alert(SUMMARY_EVENT, gate.worst or Level.INFO, message, at=from_timestamp(now))
+    return summary, replace(gate, sent=(*gate.sent, now), held_back=0, worst=None, summary_at=None)
 
 
 class StormControl:
-    """Per-channel storm decisions; the summary of what a cap held back is sent through `send_summary`."""
+    """The gate states of the channels that have limits; decisions come from the pure functions above."""
 
-    def __init__(self, limits: Mapping[str, ChannelLimits], send_summary: Callable[[str, Alert], None]):
-        self.limits = {name: limit for name, limit in limits.items() if limit.max_per_minute or limit.group_after}
-        self._send_summary = send_summary
-        self._gates = {name: _Gate() for name in self.limits}
+    def __init__(self, limits: Mapping[str, ChannelLimits]):
+        self.limits = {name: limit for name, limit in limits.items() if limit}
+        self._gates: dict[str, GateState] = {name: GateState() for name in self.limits}
         self._lock = threading.Lock()
         self.stats = {"sent": 0, "held_back": 0, "summaries": 0, "grouped": 0}
 
-    def decide(self, name: str, alert: Alert, now: float | None = None) -> Decision:
-        """Send, hold back or group this alert for this channel (and count it)."""
+    def gates(self) -> dict[str, GateState]:
+        """A snapshot of every gate."""
+        with self._lock:
+            return dict(self._gates)
+
+    def decide(self, name: str, alert: Alert, now: float) -> StormDecision:
+        """Decide for one alert and keep the gate state that follows."""
         limit = self.limits.get(name)
         if limit is None:
-            return SEND
-        now = time.time() if now is None else now
+            return StormDecision(SEND)
         with self._lock:
-            gate = self._gates[name]
-            window = max(60.0 if limit.max_per_minute else 0.0, limit.group_window if limit.group_after else 0.0)
-            while gate.sent and now - gate.sent[0] >= window:
-                gate.sent.popleft()
-            if limit.max_per_minute and len(gate.sent) >= limit.max_per_minute:
-                return self._hold_back(name, gate, alert, now, limit)
-            if limit.group_after:
-                recent = sum(1 for sent in gate.sent if now - sent < limit.group_window)
-                if recent >= limit.group_after or gate.group_until > now:
-                    if gate.group_until <= now:
-                        gate.group_until = now + limit.group_window
-                    self.stats["grouped"] += 1
-                    return Decision("group", f"grouped with others: sent together at"
-                                             f" {clock(from_timestamp(gate.group_until))}", gate.group_until)
-            gate.sent.append(now)
-            self.stats["sent"] += 1
-            return SEND
+            decision, self._gates[name] = storm_verdict(limit, self._gates[name], alert, now)
+            self.stats[{SEND: "sent", SUPPRESS: "held_back", GROUP: "grouped"}[decision.action]] += 1
+        return decision
 
-    def _hold_back(self, name: str, gate: _Gate, alert: Alert, now: float, limit: ChannelLimits) -> Decision:
-        gate.held_back += 1
-        self.stats["held_back"] += 1
-        gate.worst = alert.level if gate.worst is None or alert.level > gate.worst else gate.worst
-        if gate.summary_timer is None:
-            delay = max(0.1, 60.0 - (now - gate.sent[0]))
-            gate.summary_timer = threading.Timer(delay, self._summarise, args=(name,))
-            gate.summary_timer.daemon = True
-            gate.summary_timer.start()
-        return Decision("suppress", f"held back by storm control (more than {limit.max_per_minute} a minute);"
-                                    " a summary follows")
-
-    def _summarise(self, name: str) -> None:
+    def next_summary_at(self) -> float | None:
+        """When the next summary is due, if any is waiting."""
         with self._lock:
-            gate = self._gates[name]
-            count, worst = gate.held_back, gate.worst or Level.INFO
-            gate.held_back, gate.worst, gate.summary_timer = 0, None, None
-            if count:
-                gate.sent.append(time.time())
-                self.stats["summaries"] += 1
-        if count:
-            message = f"{count} more alert{'s' if count != 1 else ''} — open the tray"
-            self._send_summary(name, Alert(SUMMARY_EVENT, worst, message))
+            times = [gate.summary_at for gate in self._gates.values() if gate.held_back and gate.summary_at]
+        return min(times) if times else None
 
-    def close(self) -> None:
-        """Send pending summaries now."""
-        for name, gate in self._gates.items():
-            timer = gate.summary_timer
-            if timer is not None:
-                timer.cancel()
-                self._summarise(name)
+    def take_summaries(self, now: float, all_pending: bool = False) -> dict[str, Alert]:
+        """The summaries due now (or every one waiting, on shutdown), per channel; their gates move on."""
+        summaries: dict[str, Alert] = {}
+        with self._lock:
+            for name, gate in self._gates.items():
+                if summary_due(gate, now) or (all_pending and gate.held_back):
+                    summaries[name], self._gates[name] = summarise(gate, now)
+                    self.stats["summaries"] += 1
+        return summaries

@@ -101,8 +101,8 @@ class Tray:
             return
         with self._lock:
             self._unsubscribe()
-            self.app.stop()
-            self.settings, self.app = settings, App(settings, on_change=self.refresh)
+            self.app.stop(keep_lock=True)  # the state folder stays this app's across the reload
+            self.settings, self.app = settings, App(settings, on_change=self.refresh, lock=self.app.lock)
             self._unsubscribe = self.app.engine.subscribe(self.refresh)
             self.app.start()
         log.info("settings reloaded")

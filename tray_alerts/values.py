@@ -5,6 +5,7 @@ import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = 366 * 86400.0  # a year: longer is a typo, and would overflow dates
 
 
 def parse_duration(text: str) -> float:
@@ -15,6 +16,8 @@ def parse_duration(text: str) -> float:
     seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
     if seconds <= 0:
         raise ValueError(f"must be more than zero: {text!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"longer than a year: {text!r}")
     return seconds
 
 

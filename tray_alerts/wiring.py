@@ -8,6 +8,9 @@ from typing import Callable
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .config import ChannelSettings, Settings
 from .engine import Engine
+from .lifecycle import Raise
+from .model import Level, check_event, clean_context, clean_message
+from .results import Result
 from .monitors.heartbeat import HeartbeatMonitor
 from .monitors.runner import MonitorRunner
 from .redact import register_secret
@@ -65,12 +68,46 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   retry=settings.retry, retry_in_background=retry_in_background,
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
-                  reminders=settings.reminders if retry_in_background else None)
+                  reminders=settings.reminders)
+
+
+class MonitorSink:
+    """What monitors raise and clear goes to the engine without waiting for the channels (the outbox has it)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> Result:
+        return self.engine.submit(Raise(check_event(event), Level.parse(level), clean_message(message),
+                                        clean_context(context)), wait=0.0)
+
+    def clear_alert(self, event: str, message: str = "recovered") -> Result:
+        return self.engine.clear_alert(event, message, wait=0.0)
+
+
+class _RaisesNothing:
+    """The sink of `tray-alerts check`, which only reads."""
+
+    def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> Result:
+        raise RuntimeError("check raises nothing")
+
+    def clear_alert(self, event: str, message: str = "recovered") -> Result:
+        raise RuntimeError("check clears nothing")
 
 
 def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], None] | None = None) -> MonitorRunner:
     """The monitor runner for the settings' monitors; heartbeats read their pings from the engine's state."""
+    _connect_heartbeats(settings, engine.last_ping)
+    return MonitorRunner(MonitorSink(engine), settings.monitors.values(), on_change)
+
+
+def build_checker(settings: Settings, last_ping: Callable[[str], float | None]) -> MonitorRunner:
+    """A runner that only reads the monitors (`tray-alerts check`), even while the app runs."""
+    _connect_heartbeats(settings, last_ping)
+    return MonitorRunner(_RaisesNothing(), settings.monitors.values())
+
+
+def _connect_heartbeats(settings: Settings, last_ping: Callable[[str], float | None]) -> None:
     for spec in settings.monitors.values():
         if isinstance(spec.monitor, HeartbeatMonitor):
-            spec.monitor.last_ping = engine.last_ping
-    return MonitorRunner(engine, settings.monitors.values(), on_change)
+            spec.monitor.last_ping = last_ping

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from .base import Channel, DeliveryError, NotConfigured, SettingError
 
@@ -21,7 +21,13 @@ __all__ = ["CHANNEL_TYPES", "Channel", "DeliveryError", "NotConfigured", "Settin
            "channel_class"]
 
 
-def channel_class(type_name: str) -> type:
+class ChannelType(Protocol):
+    """A channel class: built from its settings section."""
+
+    def from_options(self, name: str, options: Mapping[str, str]) -> Channel: ...
+
+
+def channel_class(type_name: str) -> ChannelType:
     """The class registered for a channel type; KeyError for an unknown type."""
     module_name, class_name = CHANNEL_TYPES[type_name].split(":")
     return getattr(import_module(module_name), class_name)
