@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -16,20 +17,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tray_alerts import Engine, Level  # noqa: E402
 from tray_alerts.channels.log import LogChannel  # noqa: E402
+from tray_alerts.state import StateStore  # noqa: E402
 
 ROUTES = {level: ["log"] for level in Level}
 
 
 def engine_with_events(folder: Path, count: int, tag: str) -> Engine:
-    """An engine whose log channel writes to a file, with `count` events already active."""
-    engine = Engine({"log": LogChannel("log", folder / f"{tag}.log")}, ROUTES, folder / f"{tag}.db")
-    with engine._store._transaction():  # bulk-load the background events in one transaction
-        for i in range(count):
-            engine._store._db.execute(
-                "INSERT INTO active VALUES (?, 'warning', 'background', '{}', ?, ?, 1, ?, '[\"log\"]')",
-                (f"bg{i}", time.time(), time.time(), time.time()))
-    engine.close()
-    return Engine({"log": LogChannel("log", folder / f"{tag}.log")}, ROUTES, folder / f"{tag}.db")
+    """An engine whose log channel writes to a file, with `count` events already firing."""
+    path = folder / f"{tag}.db"
+    StateStore(path).close()
+    now = time.time()
+    with sqlite3.connect(path) as db:  # bulk-load the background events in one transaction
+        db.executemany("INSERT INTO events (event, episode, level, message, context, since, at, seen, last_seen,"
+                       " told) VALUES (?, ?, 'warning', 'background', '{}', ?, ?, 1, ?, '[\"log\"]')",
+                       [(f"bg{i}", f"ep{i}", now, now, now) for i in range(count)])
+    db.close()
+    return Engine({"log": LogChannel("log", folder / f"{tag}.log")}, ROUTES, path)
 
 
 def debounced_rate(folder: Path, calls: int) -> float:

@@ -60,10 +60,12 @@ class ChannelWorker:
         self._thread = threading.Thread(target=self._run, name=f"channel-{channel.name}", daemon=True)
         self._thread.start()
 
-    def submit(self, alert: Alert | list[Alert], recipient: str = "") -> Future:
-        """Queue an alert (or a list, for send_many); the future's result is its Outcome."""
+    def submit(self, alert: Alert | list[Alert], recipient: str = "",
+               on_done: Callable[[Outcome], None] | None = None) -> Future:
+        """Queue an alert (or a list, for send_many); the future's result is its Outcome. `on_done` is called
+        with it in this worker's thread, before the worker takes its next alert."""
         future: Future = Future()
-        self._queue.put((future, alert, recipient))
+        self._queue.put((future, alert, recipient, on_done))
         return future
 
     def stop(self) -> None:
@@ -77,9 +79,15 @@ class ChannelWorker:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            future, alert, recipient = item
+            future, alert, recipient, on_done = item
             if future.set_running_or_notify_cancel():
-                future.set_result(attempt(self.channel, alert, recipient))
+                outcome = attempt(self.channel, alert, recipient)
+                future.set_result(outcome)
+                if on_done is not None:
+                    try:
+                        on_done(outcome)
+                    except Exception:
+                        log.exception("recording an answer of %s failed", getattr(self.channel, "name", "?"))
 
 
 def _late_caller(name: str, on_late: LateCallback) -> Callable[[Future], None]:
@@ -107,9 +115,10 @@ class Dispatcher:
                 worker = self._workers[name] = ChannelWorker(self.channels[name])
             return worker
 
-    def submit(self, name: str, alert: Alert | list[Alert], recipient: str = "") -> Future:
+    def submit(self, name: str, alert: Alert | list[Alert], recipient: str = "",
+               on_done: Callable[[Outcome], None] | None = None) -> Future:
         """Queue one alert (or a list, for send_many) for one channel without waiting."""
-        return self._worker(name).submit(alert, recipient)
+        return self._worker(name).submit(alert, recipient, on_done)
 
     def deliver(self, alert: Alert, names: Iterable[str], on_late: LateCallback | None = None) -> dict[str, Outcome]:
         """Send straight to every named channel, not through the outbox (a test alert; the log and pop-ups while

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .channels.base import Channel
-from .clock import SYSTEM_CLOCK, Clock, JumpDetector
+from .clock import SYSTEM_CLOCK, Clock, JumpDetector, SystemClock
 from .delivery import Dispatcher
 from .display import clock as clock_text, duration
 from .lifecycle import (CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE, REMINDED, ActiveEvent,
@@ -29,7 +29,7 @@ from .results import (DELIVERED, DROPPED, FAILED, HELD, NOT_STORED, PENDING, QUE
                       Result)
 from .routing import Routing
 from .state import DROPPED as ROW_DROPPED, ChannelHealth, HistoryEntry, StateStore, StoreFault, Transaction
-from .storm import ChannelLimits, StormControl
+from .storm import ChannelLimits, GateState, StormControl
 from .values import MAX_DURATION
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ MAX_DEFERRED = 100_000
 _RANK = {level: rank for rank, level in enumerate(Level)}
 _LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
 _KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded"}
+_NO_MUTES: dict[str, float] = {}
+_NO_GATES: dict[str, GateState] = {}
 
 
 @dataclass
@@ -56,7 +58,8 @@ class _Repeats:
     episode: str
     count: int
     last_seen: float
-    request: Raise | _LazyRaise | None = None
+    request: Raise | tuple[Level, Any, dict] | None = None  # a repeat kept unvalidated (cheaper): (level, message,
+    # context), made a Raise only if it must be replayed
     first_at: float = 0.0
 
 
@@ -123,8 +126,10 @@ class Engine:
         self._waiters: dict[int, _Waiter] = {}
         self._subscribers: list[Callable[[], None]] = []
         self._skipped: set[str] = set()
+        self._now, self._mono = (time.time, time.monotonic) if isinstance(self.clock, SystemClock) else \
+            (self.clock.time, self.clock.monotonic)  # the system's straight, on the hot path
         self._version = self._store.data_version()
-        self._checked_at = self.clock.monotonic()
+        self._checked_at = self._mono()
         self._jumps = JumpDetector(self.clock)
         self._reload(self._store.revision())
         self._stop = threading.Event()
@@ -166,10 +171,20 @@ class Engine:
             new_level = record = None
         if new_level is None:
             new_level = Level.parse(level)
-        if record is not None and _RANK[record.level] >= _RANK[new_level]:
-            counted = self._count_repeat(event, record, new_level, message, context)
-            if counted is not None:
-                return counted
+        if (record is not None and _RANK[record.level] >= _RANK[new_level] and not self._deferred
+                and (self._mono() - self._checked_at <= FRESH_FOR or not self._maybe_changed())):
+            now = self._now()
+            with self._lock:  # the debounce fast path: memory is current for this event; count the repeat
+                if self._active.get(event) is record:
+                    repeats = self._repeats.get(event)
+                    if repeats is None or repeats.episode != record.episode:
+                        repeats = self._repeats[event] = _Repeats(record.episode, 0, now, first_at=now)
+                    repeats.count += 1
+                    repeats.last_seen = now
+                    repeats.request = (new_level, message, context)
+                    seen = record.seen + repeats.count
+                    muted = self._mutes.get(event) if self._mutes else None
+                    return Result.debounced(event, record, seen, muted if muted and muted > now else None)
         return self.submit(Raise(check_event(event), new_level, clean_message(message), clean_context(context)))
 
     def clear_alert(self, event: str, message: str = "recovered", wait: float | None = None) -> Result:
@@ -195,27 +210,9 @@ class Engine:
             return self._defer(request, fault)
         return self._result(request, transition, rows, outcomes, wait)
 
-    def _count_repeat(self, event: str, record: ActiveEvent, level: Level, message: Any,
-                      context: dict) -> Result | None:
-        """The debounce fast path: count a repeat in memory, if memory is known to be current for this event."""
-        if self._deferred or (self.clock.monotonic() - self._checked_at > FRESH_FOR and self._maybe_changed()):
-            return None
-        now = self.clock.time()
-        with self._lock:
-            if self._active.get(event) is not record:
-                return None
-            repeats = self._repeats.get(event)
-            if repeats is None or repeats.episode != record.episode:
-                repeats = self._repeats[event] = _Repeats(record.episode, 0, now, first_at=now)
-            repeats.count += 1
-            repeats.last_seen = now
-            repeats.request = _LazyRaise(event, level, message, context)
-            seen = record.seen + repeats.count
-        return Result(DEBOUNCED, event, record=record, seen=seen, muted_until=self.muted_until(event))
-
     def _maybe_changed(self) -> bool:
         """Whether another process may have written since memory was last brought up to date."""
-        self._checked_at = self.clock.monotonic()
+        self._checked_at = self._mono()
         try:
             version = self._store.data_version()
             if version == self._version:
@@ -232,7 +229,7 @@ class Engine:
         """One transaction: catch up with other writers, decide, write the state and the rows it causes."""
         with self._store.write(wait) as tx:
             self._sync(tx)
-            current = self._current(request.event)
+            current = self._with_repeats(tx.event(request.event))  # the file's, as this write sees it
             transition = decide(current, request, now, self._policy, secrets.token_hex(8))
             rows: list[Delivery] = []
             outcomes: dict[str, ChannelOutcome] = {}
@@ -250,9 +247,12 @@ class Engine:
         return transition, rows, outcomes
 
     def _current(self, event: str) -> ActiveEvent | None:
-        """Memory's state of an event (the file's, after `_sync`), with repeats not yet written counted in."""
-        record = self._active.get(event)
-        repeats = self._repeats.get(event)
+        """Memory's state of an event, with the repeats not yet written counted in."""
+        return self._with_repeats(self._active.get(event))
+
+    def _with_repeats(self, record: ActiveEvent | None) -> ActiveEvent | None:
+        """A stored state with the repeats of its episode not yet written counted in."""
+        repeats = self._repeats.get(record.event) if record is not None else None
         if record is not None and repeats is not None and repeats.episode == record.episode:
             record = replace(record, seen=record.seen + repeats.count, last_seen=max(record.last_seen,
                                                                                    repeats.last_seen))
@@ -281,8 +281,9 @@ class Engine:
         episode = (transition.after or transition.before).episode  # type: ignore[union-attr]
         pending = tx.pending_ids(event) if transition.notices else {}
         local = self.outbox.local_ids() if pending else set()
-        ahead = frozenset(key for key, ids in pending.items() if not ids <= local)
-        conditions = replace(self._conditions(), ahead=ahead)
+        blocked = self.outbox.blocked_keys() if pending else frozenset()
+        ahead = frozenset(key for key, ids in pending.items() if not ids <= local or key in blocked)
+        conditions = self._conditions(ahead)
         claimed: list[Delivery] = []
         outcomes: dict[str, ChannelOutcome] = {}
         untold: set[str] = set()
@@ -315,7 +316,8 @@ class Engine:
                     tx.delivery_line(row, now, False, verdict.reason)
                     status = HELD if verdict.action in (HOLD, GROUP) and verdict.until is not None else QUEUED
                     outcomes[notice.channel] = ChannelOutcome(status, verdict.reason)
-                conditions = replace(conditions, gates=self.storm.gates())
+                if notice.channel in self.storm.limits:  # its gate moved on
+                    conditions = self._conditions(ahead)
         for row in claimed:
             self._waiters[row.id] = _Waiter()
         return claimed, outcomes, untold
@@ -424,8 +426,8 @@ class Engine:
                 repeats = self._repeats.get(event)
                 if repeats is not None and (record is None or record.episode != repeats.episode):
                     del self._repeats[event]  # those repeats were of an episode another process ended
-                    if isinstance(repeats.request, (Raise, _LazyRaise)):
-                        reraise.append(_as_raise(repeats.request))
+                    if repeats.request is not None:
+                        reraise.append(_as_raise(event, repeats.request))
                 if record is None:
                     self._active.pop(event, None)
                 else:
@@ -638,11 +640,12 @@ class Engine:
                 log.info("channel %s skipped: %s", name, self.unavailable.get(name, "not configured"))
         return tuple(present)
 
-    def _conditions(self) -> Conditions:
+    def _conditions(self, ahead: frozenset[tuple[str, str, str]] = frozenset()) -> Conditions:
         """What the stages look at now."""
         with self._lock:
-            mutes = dict(self._mutes)
-        return Conditions(self._snoozed_until, mutes, self.quiet_channels, self.storm.limits, self.storm.gates())
+            mutes = dict(self._mutes) if self._mutes else _NO_MUTES
+        gates = self.storm.gates() if self.storm.limits else _NO_GATES
+        return Conditions(self._snoozed_until, mutes, self.quiet_channels, self.storm.limits, gates, ahead)
 
     # ---- reading -------------------------------------------------------------------------------------------
 
@@ -660,11 +663,13 @@ class Engine:
         return found
 
     def history(self, limit: int = 50, event: str | None = None) -> list[HistoryEntry]:
-        """The newest history entries first."""
+        """The newest history entries first (answers channels just gave included)."""
+        self.outbox.write_answers()
         return self._store.history(limit, event)
 
     def pending(self) -> list[Delivery]:
         """The notifications not done yet."""
+        self.outbox.write_answers()
         return self._store.pending()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -760,6 +765,7 @@ class Engine:
 
     def channel_health(self) -> dict[str, ChannelHealth]:
         """Per channel: its latest delivery result and how many of its notifications wait."""
+        self.outbox.write_answers()
         return self._store.channel_health()
 
     def subscribe(self, callback: Callable[..., None]) -> Callable[[], None]:
@@ -828,20 +834,12 @@ class Engine:
         self.close()
 
 
-class _LazyRaise:
-    """The latest debounced repeat, kept unvalidated (validating costs more than the repeat itself); made a
-    Raise only if it must be replayed."""
-
-    __slots__ = ("event", "level", "message", "context")
-
-    def __init__(self, event: str, level: Level, message: Any, context: dict):
-        self.event, self.level, self.message, self.context = event, level, message, context
-
-
-def _as_raise(request: Raise | _LazyRaise) -> Raise:
+def _as_raise(event: str, request: Raise | tuple[Level, Any, dict]) -> Raise:
+    """A repeat kept for replay, as a Raise."""
     if isinstance(request, Raise):
         return request
-    return Raise(request.event, request.level, clean_message(request.message), clean_context(request.context))
+    level, message, context = request
+    return Raise(event, level, clean_message(message), clean_context(context))
 
 
 def _merge(outcomes: dict[str, ChannelOutcome], name: str, outcome: ChannelOutcome) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN = 30.0  # a claim outlives the delivery timeout by this much, then another process may take over
 MAX_BATCH = 20  # alerts in one grouped message
 MIN_ATTEMPTS = 3  # never give up on a delivery before this many tries, however long it waited
+RECORD_GRACE = 0.002  # seconds an answer waits to ride with another write before its worker writes it
 PASS_LIMIT = 200  # rows looked at in one pass
 RELATIVE_HOLDS = (HOLD_RETRY, HOLD_GROUP, HOLD_NONE)  # waits counted from "now": they move with a clock jump
 PERSON_HOLDS = (HOLD_MUTE, HOLD_SNOOZE)  # waits until a time a person chose: moved only when the clock goes back
@@ -97,6 +98,13 @@ class Outbox:
         self._on_never_told = on_never_told
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[str, str, str], deque[Delivery]] = {}  # per key: the row sending, then waiting
+        self._recorded = threading.Condition()  # guards the answers not yet written
+        self._unrecorded: list[tuple[Delivery, Answer, float]] = []
+        self._buffered = 0  # answers buffered so far
+        self._renewed_at = clock.time()
+        self._blocked: set[tuple[str, str, str]] = set()
+        self._written = 0  # of those, how many are on disk
+        store.riders.append(self._write_answers)
         self.wake = threading.Event()
         self.closed = False
 
@@ -110,6 +118,10 @@ class Outbox:
         """One pass: queue due storm summaries and send every row that is due; returns how many rows were handed
         to channels."""
         now = self.clock.time()
+        summary_at = self.storm.next_summary_at()
+        renew = bool(self.local_ids()) and now >= self._renewed_at + self.lease_seconds / 2
+        if not renew and (summary_at is None or summary_at > now) and not self.store.due_keys_waiting(now):
+            return 0  # nothing to do: no write
         claimed: list[Delivery] = []
         groups: dict[str, list[Delivery]] = {}
         with self.store.write() as tx:
@@ -133,11 +145,12 @@ class Outbox:
                     claimed.append(row)
                 else:
                     self.apply(tx, row, verdict, now)
-                conditions = replace(conditions, gates=self.storm.gates())
+                if row.channel in self.storm.limits:
+                    conditions = replace(conditions, gates=self.storm.gates())
             tx.claim([row.id for row in claimed] + [row.id for rows in groups.values() for row in rows], self.owner,
                      now + self.lease_seconds)
             self._renew(tx, now)
-        self.send(claimed)
+        self.send(claimed, from_pass=True)
         for channel, rows in groups.items():
             for start in range(0, len(rows), MAX_BATCH):
                 self._send_group(channel, rows[start:start + MAX_BATCH])
@@ -173,52 +186,113 @@ class Outbox:
 
     # ---- sending and answers -------------------------------------------------------------------------------
 
-    def send(self, rows: Iterable[Delivery]) -> None:
-        """Hand claimed rows to their channels' workers; a row waits while an older one of its key is sending."""
+    def send(self, rows: Iterable[Delivery], from_pass: bool = False) -> None:
+        """Hand claimed rows to their channels' workers; a row waits while an older one of its key is sending. A
+        key whose row failed stays blocked until a pass takes that row again: newer rows of it are given back."""
+        blocked = []
         for row in rows:
             with self._lock:
+                if row.key in self._blocked and not from_pass:
+                    blocked.append(row)
+                    continue
+                self._blocked.discard(row.key)
                 queue = self._in_flight.setdefault(row.key, deque())
                 queue.append(row)
                 first = len(queue) == 1
             if first:
                 self._submit(row)
+        if blocked:
+            self._give_back(blocked)
+
+    def blocked_keys(self) -> frozenset[tuple[str, str, str]]:
+        """Keys whose oldest row failed and waits for its retry (newer rows must not overtake it)."""
+        with self._lock:
+            return frozenset(self._blocked)
+
+    def _give_back(self, rows: list[Delivery]) -> None:
+        try:
+            with self.store.write() as tx:
+                tx.release([row.id for row in rows])
+        except StoreFault as fault:  # their claims run out and a pass takes them then
+            log.error("could not give back %d claimed notification(s): %s", len(rows), fault.reason)
 
     def _submit(self, row: Delivery) -> None:
         alert = replace(row.alert, possible_repeat=True) if row.possible_repeat else row.alert
-        future = self.dispatcher.submit(row.channel, alert, row.recipient)
-        future.add_done_callback(lambda done: self._answered([row], done.result()))
+        self.dispatcher.submit(row.channel, alert, row.recipient, lambda outcome: self._answered([row], outcome))
 
     def _send_group(self, channel: str, rows: list[Delivery]) -> None:
         for row in rows:
             with self._lock:
                 self._in_flight.setdefault(row.key, deque()).append(row)
         alerts = [replace(row.alert, possible_repeat=True) if row.possible_repeat else row.alert for row in rows]
-        future = self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0])
-        future.add_done_callback(lambda done: self._answered(rows, done.result()))
+        self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0], "",
+                               lambda outcome: self._answered(rows, outcome))
 
     def _answered(self, rows: list[Delivery], outcome: Outcome) -> None:
-        """Record a channel's answer for rows it was sent (one, or a group), then send what waited behind them."""
+        """A channel answered (in its worker's thread): tell whoever waits, and have the answer written — by the
+        next write of any thread, or by this worker after RECORD_GRACE. The worker sends nothing more until it is
+        written, so a crash can repeat at most the one notification per channel whose answer was not yet on disk."""
         if self.closed:  # an answer after shutdown: the claim runs out and the next start sends it again
             log.info("%s answered after shutdown; the next start sends it again, marked as a possible repeat",
                      rows[0].channel)
             return
         now = self.clock.time()
         answers = [(row, answer_for(row, outcome, now, self.policy)) for row in rows]
-        try:
-            with self.store.write() as tx:
-                for row, answer in answers:
-                    self._record(tx, row, answer, now)
-        except StoreFault as fault:  # the answer is lost with the fault; the claim runs out and it is sent again
-            log.error("could not record %s's answer for %d notification(s): %s", rows[0].channel, len(rows),
-                      fault.reason)
-            answers = [(row, Answer(RESULT_RETRYING, f"answer not recorded ({fault.reason})")) for row in rows]
-        except Exception:
-            log.exception("outbox: could not record an answer from %s", rows[0].channel)
-            answers = [(row, Answer(RESULT_RETRYING, "answer not recorded")) for row in rows]
+        with self._recorded:
+            self._unrecorded.extend((row, answer, now) for row, answer in answers)
+            self._buffered += len(answers)
+            mine = self._buffered
         for row, answer in answers:
             self._on_answer(row, answer.result, answer.detail)
-            self._next_of_key(row, answer.result == RESULT_DELIVERED)
-        self.wake.set()
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._written >= mine or self.closed, RECORD_GRACE)
+            if self._written >= mine or self.closed:
+                return
+        self.write_answers()  # on failure they stay buffered and go with the next write that succeeds
+
+    def write_answers(self) -> None:
+        """Write the answers not yet on disk now (before a read that should see them); waits for a write that
+        carries some of them to commit."""
+        with self._recorded:
+            if self._written >= self._buffered:
+                return
+        try:
+            with self.store.write():
+                pass  # they ride in every write
+        except StoreFault as fault:
+            log.error("could not record channel answers: %s", fault.reason)
+
+    def _write_answers(self, tx: Transaction) -> None:
+        """Rider of every write: the answers channels gave since the last one."""
+        with self._recorded:
+            taken, self._unrecorded = self._unrecorded, []
+            upto = self._buffered
+        if not taken:
+            return
+        for row, answer, at in taken:
+            self._record(tx, row, answer, at)
+        # a pass is needed only for a retry to schedule, or rows of the same key waiting behind these
+        need_pass = any(answer.result != RESULT_DELIVERED or tx.waiting_behind(row) for row, answer, _ in taken)
+
+        def written() -> None:
+            with self._recorded:
+                self._written = max(self._written, upto)
+                self._recorded.notify_all()
+
+        def next_of_keys() -> None:
+            if tx.committed:
+                for row, answer, _ in taken:
+                    self._next_of_key(row, answer.result == RESULT_DELIVERED)
+                if need_pass:
+                    self.wake.set()
+
+        def not_written() -> None:
+            with self._recorded:
+                self._unrecorded[:0] = taken
+
+        tx.after_commit.append(written)
+        tx.after_rollback.append(not_written)
+        tx.after_unlock.append(next_of_keys)
 
     def _record(self, tx: Transaction, row: Delivery, answer: Answer, now: float) -> None:
         ok = answer.result == RESULT_DELIVERED
@@ -267,12 +341,10 @@ class Outbox:
             else:
                 nxt, following = None, list(queue)
                 del self._in_flight[row.key]
+                if not delivered:
+                    self._blocked.add(row.key)
         if following:
-            try:
-                with self.store.write() as tx:
-                    tx.release([r.id for r in following])
-            except StoreFault as fault:
-                log.error("could not give back %d claimed notification(s): %s", len(following), fault.reason)
+            self._give_back(following)
         if nxt is not None:
             self._submit(nxt)
 
@@ -324,10 +396,15 @@ class Outbox:
         ids = self.local_ids()
         if ids:
             tx.renew(ids, self.owner, now + self.lease_seconds)
+        self._renewed_at = now
 
     def close(self) -> None:
-        """This outbox's claims are no longer kept alive: another engine may recover them."""
+        """Write the answers still buffered; this outbox's claims are no longer kept alive: another engine may
+        recover them."""
+        self.write_answers()
         self.closed = True
+        with self._recorded:
+            self._recorded.notify_all()
         _LIVE_OWNERS.discard(self.owner)
 
 

@@ -38,11 +38,14 @@ class Result(dict):
                  record: ActiveEvent | None = None, stored: bool = True, fault: str = "",
                  muted_until: float | None = None, seen: int | None = None, since: float | None = None,
                  level: str | None = None):
-        outcomes = dict(outcomes or {})
-        super().__init__((name, outcome.ok) for name, outcome in outcomes.items())
+        if outcomes:
+            outcomes = dict(outcomes)
+            super().__init__({name: outcome.ok for name, outcome in outcomes.items()})
+        else:
+            outcomes = {}
         self.kind = kind
         self.event = event
-        self.outcomes = outcomes
+        self.outcomes: dict[str, ChannelOutcome] = outcomes  # type: ignore[assignment]
         self.record = record
         self.stored = stored
         self.fault = fault
@@ -50,6 +53,15 @@ class Result(dict):
         self.seen = seen if seen is not None or record is None else record.seen
         self.since = since if since is not None or record is None else record.since
         self.level = level if level is not None or record is None else record.level.value
+
+    @classmethod
+    def debounced(cls, event: str, record: ActiveEvent, seen: int, muted_until: float | None) -> Result:
+        """The answer to a debounced repeat (the hot path: built without the general constructor)."""
+        result = cls.__new__(cls)
+        result.kind, result.event, result.outcomes, result.record = "debounced", event, {}, record
+        result.stored, result.fault, result.muted_until = True, "", muted_until
+        result.seen, result.since, result.level = seen, record.since, record.level.value
+        return result
 
     @property
     def pending(self) -> list[str]:

@@ -34,7 +34,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     event       TEXT PRIMARY KEY,
     episode     TEXT NOT NULL,
@@ -47,13 +47,12 @@ CREATE TABLE IF NOT EXISTS events (
     last_seen   REAL NOT NULL,
     told        TEXT NOT NULL,
     reminded_at REAL NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
-    rev   INTEGER NOT NULL,
+    rev   INTEGER PRIMARY KEY,
     event TEXT NOT NULL,
     at    REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS changes_by_rev ON changes (rev);
 CREATE TABLE IF NOT EXISTS history (
     id       INTEGER PRIMARY KEY,
     at       REAL NOT NULL,
@@ -88,8 +87,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error      TEXT NOT NULL DEFAULT '',
     done_at         REAL
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, event, recipient, id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_by_episode ON outbox (event, episode, channel);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (event, channel, recipient, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_firings ON outbox (event, episode, channel) WHERE kind IN ('firing', 'escalation');
 CREATE TABLE IF NOT EXISTS pings (
     name TEXT PRIMARY KEY,
     at   REAL NOT NULL
@@ -116,6 +115,7 @@ CREATE TABLE IF NOT EXISTS mutes (event TEXT PRIMARY KEY, until REAL NOT NULL);
 _DELIVERY_COLUMNS = ("id, channel, event, episode, kind, alert, recipient, attempts, not_before, hold, expires_at,"
                      " created_at, last_error, possible_repeat")
 _EVENT_COLUMNS = "event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode"
+_REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
 
 
 class StateError(Exception):
@@ -187,6 +187,7 @@ class StateStore:
         self.busy_timeout = busy_timeout
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self.riders: list[Callable[[Transaction], None]] = []  # run first in every write (buffered answers ride)
         try:
             _private_folder(self.path.parent)
             _touch_private(self.path)
@@ -209,6 +210,7 @@ class StateStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=self.busy_timeout)
         self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+        self._timeout_set = int(1000 * self.busy_timeout)
         try:
             for db in (self._db, self._reader):
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -243,15 +245,22 @@ class StateStore:
         with self._write_lock:
             tx = Transaction(self)
             try:
-                self._db.execute(f"PRAGMA busy_timeout={int(1000 * (self.busy_timeout if wait is None else wait))}")
+                timeout = int(1000 * (self.busy_timeout if wait is None else wait))
+                if timeout != self._timeout_set:
+                    self._db.execute(f"PRAGMA busy_timeout={timeout}")
+                    self._timeout_set = timeout
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as error:
                 raise StoreFault(describe_fault(self.path, error)) from None
             try:
+                for hook in self.riders:
+                    hook(tx)
                 yield tx
                 self._db.execute("COMMIT")
             except BaseException as error:
                 tx.committed = False
+                for callback in tx.after_rollback:
+                    callback()
                 if self._db.in_transaction:
                     try:
                         self._db.execute("ROLLBACK")
@@ -263,6 +272,8 @@ class StateStore:
             tx.committed = True
             for callback in tx.after_commit:  # still inside the write lock: memory follows the file in order
                 callback()
+        for callback in tx.after_unlock:  # follow-ups that may write again themselves
+            callback()
 
     @property
     def write_lock(self) -> threading.Lock:
@@ -282,8 +293,7 @@ class StateStore:
 
     def revision(self) -> int:
         """The revision of the last write by any process."""
-        rows = self._read("SELECT value FROM meta WHERE key = 'rev'")
-        return int(rows[0][0]) if rows else 0
+        return int(self._read(_REVISION)[0][0])
 
     def changes_since(self, rev: int) -> Changes:
         """What was written since `rev` (read outside a transaction)."""
@@ -343,13 +353,13 @@ class StateStore:
     def next_due(self) -> float | None:
         """When the next pending row falls due (or its claim runs out)."""
         rows = self._read("SELECT min(max(not_before, lease_until)) FROM outbox WHERE id IN (SELECT min(id) FROM"
-                          " outbox WHERE status = 'pending' GROUP BY channel, event, recipient)")
+                          " outbox WHERE status = 'pending' GROUP BY event, channel, recipient)")
         return rows[0][0]
 
     def due_keys_waiting(self, now: float) -> bool:
         """Whether any pending row is due and unclaimed (a pass of the outbox has work)."""
         rows = self._read("SELECT 1 FROM outbox WHERE id IN (SELECT min(id) FROM outbox WHERE status = 'pending'"
-                          " GROUP BY channel, event, recipient) AND not_before <= ? AND lease_until <= ? LIMIT 1",
+                          " GROUP BY event, channel, recipient) AND not_before <= ? AND lease_until <= ? LIMIT 1",
                           (now, now))
         return bool(rows)
 
@@ -383,28 +393,35 @@ class Transaction:
         self.store = store
         self.db = store._db
         self._rev: int | None = None
+        self._start_rev: int | None = None
         self.after_commit: list[Callable[[], None]] = []
+        self.after_rollback: list[Callable[[], None]] = []
+        self.after_unlock: list[Callable[[], None]] = []
         self.committed = False
 
     # ---- revisions: how other processes notice this write ----------------------------------------------
 
     def revision(self) -> int:
         """The revision as of this transaction's start."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
-        return int(row[0]) if row else 0
+        if self._start_rev is None:
+            self._start_rev = int(self.db.execute(_REVISION).fetchone()[0])
+        return self._start_rev
 
     def changes_since(self, rev: int) -> Changes:
         """What other writers changed since `rev`."""
         return _changes_since(self.db, rev)
 
     def touch(self, events: Iterable[str], at: float) -> int:
-        """Record that this transaction changed these events (and bump the revision once); returns it."""
-        if self._rev is None:
-            self._rev = self.revision() + 1
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('rev', ?)", (self._rev,))
-            if self._rev % 1000 == 0:
-                self.db.execute("DELETE FROM changes WHERE rev <= ?", (self._rev - CHANGES_KEEP,))
-        self.db.executemany("INSERT INTO changes VALUES (?, ?, ?)", [(self._rev, event, at) for event in events])
+        """Record that this transaction changed these events (or, with none, something other processes must
+        reload: a mute, the snooze); returns the revision it writes."""
+        rows = [(event, at) for event in events] or [("", at)]
+        if len(rows) == 1:
+            self._rev = int(self.db.execute("INSERT INTO changes (event, at) VALUES (?, ?)", rows[0]).lastrowid or 0)
+        else:
+            self.db.executemany("INSERT INTO changes (event, at) VALUES (?, ?)", rows)
+            self._rev = int(self.db.execute(_REVISION).fetchone()[0])
+        if self._rev % 1000 < len(rows):
+            self.db.execute("DELETE FROM changes WHERE rev <= ?", (self._rev - CHANGES_KEEP,))
         return self._rev
 
     @property
@@ -512,7 +529,7 @@ class Transaction:
         """The oldest pending row of each key, if it is due and nobody holds a claim on it."""
         rows = self.db.execute(
             f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE id IN"
-            " (SELECT min(id) FROM outbox WHERE status = 'pending' GROUP BY channel, event, recipient)"
+            " (SELECT min(id) FROM outbox WHERE status = 'pending' GROUP BY event, channel, recipient)"
             " AND not_before <= ? AND lease_until <= ? ORDER BY not_before, id LIMIT ?", (now, now, limit)).fetchall()
         return [_delivery_from_row(row) for row in rows]
 
@@ -574,11 +591,18 @@ class Transaction:
                                " AND in_flight = 1").fetchall()
         return [(_delivery_from_row(row[:-1]), row[-1]) for row in rows]
 
+    def waiting_behind(self, row: Delivery) -> bool:
+        """Whether rows of the row's channel, event and recipient wait, not done (after it is)."""
+        return self.db.execute("SELECT 1 FROM outbox INDEXED BY outbox_pending WHERE status = 'pending' AND event = ?"
+                               " AND channel = ? AND recipient = ? LIMIT 1",
+                               (row.event, row.channel, row.recipient)).fetchone() is not None
+
     def pending_ids(self, event: str) -> dict[tuple[str, str, str], set[int]]:
         """Per (channel, event, recipient) of an event, the rows not done (new rows wait behind them)."""
         found: dict[tuple[str, str, str], set[int]] = {}
         for channel, ev, recipient, id_ in self.db.execute(
-                "SELECT channel, event, recipient, id FROM outbox WHERE status = 'pending' AND event = ?", (event,)):
+                "SELECT channel, event, recipient, id FROM outbox INDEXED BY outbox_pending"
+                " WHERE status = 'pending' AND event = ?", (event,)):
             found.setdefault((channel, ev, recipient), set()).add(id_)
         return found
 
@@ -638,15 +662,14 @@ def _with_id(row: Delivery, id_: int) -> Delivery:
 
 
 def _changes_since(db: sqlite3.Connection, rev: int) -> Changes:
-    row = db.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
-    current = int(row[0]) if row else 0
+    current = int(db.execute(_REVISION).fetchone()[0])
     if current == rev:
         return Changes(current, frozenset())
     oldest = db.execute("SELECT min(rev) FROM changes").fetchone()[0]
     if current < rev or oldest is None or oldest > rev + 1:
         return Changes(current, None)
     names = db.execute("SELECT DISTINCT event FROM changes WHERE rev > ?", (rev,)).fetchall()
-    return Changes(current, frozenset(name for (name,) in names))
+    return Changes(current, frozenset(name for (name,) in names if name))
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
