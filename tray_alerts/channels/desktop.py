@@ -23,6 +23,8 @@ NO_DAEMON = "no notification daemon is running (nothing serves org.freedesktop.N
 class DesktopChannel:
     """Shows `WARNING · disk_full` with the message and context; a recovery pops up as RESOLVED."""
 
+    stateless = True  # needs no state to deliver: told directly while the state file cannot be written
+
     def __init__(self, name: str = "desktop", timeout: float = 10.0):
         self.name = name
         self.timeout = timeout

@@ -22,6 +22,8 @@ _LOG_LEVELS = {
 class LogChannel:
     """Writes `event: [LEVEL] message (time) context` lines; recoveries are logged at INFO."""
 
+    stateless = True  # needs no state to deliver: told directly while the state file cannot be written
+
     def __init__(self, name: str = "log", file: str | Path | None = None):
         self.name = name
         self._logger = logging.getLogger(f"tray_alerts.alerts.{name}")
