@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tray_alerts import Engine, Level  # noqa: E402
+from tray_alerts.lifecycle import Clear, Raise  # noqa: E402
 from tray_alerts.channels.log import LogChannel  # noqa: E402
 from tray_alerts.state import StateStore  # noqa: E402
 
@@ -50,15 +51,40 @@ def debounced_rate(folder: Path, calls: int) -> float:
     return max(rates)
 
 
-def cycle_rate(folder: Path, active: int, cycles: int) -> float:
-    """raise+clear cycles per second (durable state, log channel) with `active` other events active."""
-    engine = engine_with_events(folder, active, f"cycles{active}")
+def cycle_rate(folder: Path, active: int, cycles: int, wait: bool = True) -> float:
+    """raise+clear cycles per second (durable state and outbox, log channel) with `active` other events active;
+    `wait`: each call waits for the channel's answer (Engine.raise_alert), else answers once stored (as the push
+    API and the monitors do)."""
+    engine = engine_with_events(folder, active, f"cycles{active}{wait}")
     start = time.perf_counter()
-    for i in range(cycles):
-        engine.raise_alert(f"cycle{i % 50}", "error", "api down", url="http://127.0.0.1/health")
-        engine.clear_alert(f"cycle{i % 50}")
+    if wait:
+        for i in range(cycles):
+            engine.raise_alert(f"cycle{i % 50}", "error", "api down", url="http://127.0.0.1/health")
+            engine.clear_alert(f"cycle{i % 50}")
+    else:
+        for i in range(cycles):
+            engine.submit(Raise(f"cycle{i % 50}", Level.ERROR, "api down", {"url": "http://127.0.0.1/health"}), 0)
+            engine.submit(Clear(f"cycle{i % 50}"), 0)
+        engine.wait_idle(60)
     rate = cycles / (time.perf_counter() - start)
     engine.close()
+    return rate
+
+
+def bare_commit_rate(folder: Path, count: int) -> float:
+    """The yardstick, measured in the same run on the same disk: SQLite transactions of one small row (WAL,
+    synchronous=NORMAL, as the state file)."""
+    db = sqlite3.connect(folder / "yardstick.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    start = time.perf_counter()
+    for i in range(count):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (v) VALUES (?)", (f"row {i}",))
+        db.execute("COMMIT")
+    rate = count / (time.perf_counter() - start)
+    db.close()
     return rate
 
 
@@ -106,11 +132,17 @@ def main() -> None:
         folder = Path(tmp)
         rate = debounced_rate(folder, 1_000_000 // scale)
         print(f"debounced raise_alert:           {rate:>12,.0f} calls/s   (target >= 500,000/s)")
+        bare = bare_commit_rate(folder, 20_000 // scale)
         small = cycle_rate(folder, 1_000, 5_000 // scale)
         large = cycle_rate(folder, 100_000, 5_000 // scale)
-        print(f"raise+clear, 1,000 active:       {small:>12,.0f} cycles/s  (target >= 2,000/s)")
+        stored = cycle_rate(folder, 1_000, 5_000 // scale, wait=False)
+        print(f"yardstick: bare SQLite commits:  {bare:>12,.0f} /s        (this machine, this run)")
+        print(f"raise+clear, 1,000 active:       {small:>12,.0f} cycles/s  (target >= 2,000/s; one cycle ="
+              f" {bare / small:.1f} bare commits)")
         print(f"raise+clear, 100,000 active:     {large:>12,.0f} cycles/s  ({large / small - 1:+.0%} vs 1k;"
               " target within 30%)")
+        print(f"raise+clear, answered once stored: {stored:>10,.0f} cycles/s  (the push API and monitors;"
+              f" {bare / stored:.1f} bare commits)")
         latencies = fan_out_latency(folder, 5)
         print(f"fan-out with one channel hanging: {statistics.median(latencies) * 1000:>10.1f} ms median,"
               f" {max(latencies) * 1000:.1f} ms worst of {len(latencies)} (target < 100 ms)")

@@ -256,3 +256,34 @@ def test_a_failed_send_does_not_use_up_the_hourly_cap(server):
     channel.send(disk_alert())
     with pytest.raises(DeliveryError, match="hourly cap of 1"):
         channel.send(disk_alert())
+
+
+# --- through the outbox: one row per number ---------------------------------------------------------------------
+
+def test_a_number_that_fails_is_retried_alone_and_the_alert_counts_once(server, tmp_path):
+    from werkzeug import Response
+
+    from tray_alerts import Engine
+    from tray_alerts.clock import FakeClock
+
+    failing = {"+15554445555": 1}  # the second number answers 500 once
+
+    def twilio(request):
+        number = request.form["To"]
+        if failing.get(number):
+            failing[number] -= 1
+            return Response("busy", status=500)
+        return Response('{"sid": "SM1"}', status=201, content_type="application/json")
+
+    server.expect_request(API_PATH, method="POST").respond_with_handler(twilio)
+    clock = FakeClock()
+    channel = make_sms(server.url_for("/"), max_per_hour=1)
+    with Engine({"pager": channel}, {"critical": ["pager"]}, tmp_path / "s.db", retry_in_background=False,
+                clock=clock) as engine:
+        first = engine.raise_alert("disk_full", "critical", "disk at 95%")
+        assert first.outcomes["pager"].status == "retrying"  # the worst of its numbers
+        clock.advance(10)
+        engine.tick()
+        assert engine.wait_idle() and engine.pending() == []
+    texted = [request.form["To"] for request, _ in server.log]
+    assert texted == ["+15552223333", "+15554445555", "+15554445555"]  # the first number once, not again

@@ -287,12 +287,14 @@ class Engine:
                       seen=shown.seen if shown else None, since=shown.since if shown else None,
                       level=shown.level.value if shown else None, muted_until=self.muted_until(request.event))
 
-    def _answered(self, row: Delivery, result: str, detail: str) -> None:
-        """A channel answered for a row: wake whoever waits for it."""
+    def _answered(self, row: Delivery, result: str, detail: str) -> bool:
+        """A channel answered for a row: wake whoever waits for it (True if someone did)."""
         waiter = self._waiters.get(row.id)
-        if waiter is not None:
-            waiter.outcome = ChannelOutcome(_ANSWER_STATUS.get(result, FAILED), detail)
-            waiter.done.set()
+        if waiter is None:
+            return False
+        waiter.outcome = ChannelOutcome(_ANSWER_STATUS.get(result, FAILED), detail)
+        waiter.done.set()
+        return True
 
     def _never_told(self, tx: Transaction, row: Delivery, now: float) -> None:
         """A firing that will not arrive: its channel no longer counts as told of the episode."""

@@ -80,7 +80,7 @@ def expired(row: Delivery, now: float) -> bool:
     return row.hold == HOLD_RETRY and row.attempts >= MIN_ATTEMPTS and now >= row.expires_at
 
 
-AnswerCallback = Callable[[Delivery, str, str], None]
+AnswerCallback = Callable[[Delivery, str, str], bool]  # True if someone waited for that answer
 ToldCallback = Callable[[Transaction, Delivery, float], None]
 
 
@@ -242,12 +242,12 @@ class Outbox:
             self._unrecorded.extend((row, answer, now) for row, answer in answers)
             self._buffered += len(answers)
             mine = self._buffered
-        for row, answer in answers:
-            self._on_answer(row, answer.result, answer.detail)
-        with self._recorded:
-            self._recorded.wait_for(lambda: self._written >= mine or self.closed, RECORD_GRACE)
-            if self._written >= mine or self.closed:
-                return
+        awaited = [self._on_answer(row, answer.result, answer.detail) for row, answer in answers]
+        if any(awaited):  # whoever waited is likely to write next, and take these along
+            with self._recorded:
+                self._recorded.wait_for(lambda: self._written >= mine or self.closed, RECORD_GRACE)
+                if self._written >= mine or self.closed:
+                    return
         self.write_answers()  # on failure they stay buffered and go with the next write that succeeds
 
     def write_answers(self) -> None:
@@ -271,8 +271,10 @@ class Outbox:
             return
         for row, answer, at in taken:
             self._record(tx, row, answer, at)
-        # a pass is needed only for a retry to schedule, or rows of the same key waiting behind these
-        need_pass = any(answer.result != RESULT_DELIVERED or tx.waiting_behind(row) for row, answer, _ in taken)
+        # a pass is needed only for a retry to schedule, or rows of the same key waiting that no worker holds
+        local = self.local_ids()
+        need_pass = any(answer.result != RESULT_DELIVERED or not tx.pending_of_key(row) <= local
+                        for row, answer, _ in taken)
 
         def written() -> None:
             with self._recorded:

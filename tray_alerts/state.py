@@ -591,11 +591,11 @@ class Transaction:
                                " AND in_flight = 1").fetchall()
         return [(_delivery_from_row(row[:-1]), row[-1]) for row in rows]
 
-    def waiting_behind(self, row: Delivery) -> bool:
-        """Whether rows of the row's channel, event and recipient wait, not done (after it is)."""
-        return self.db.execute("SELECT 1 FROM outbox INDEXED BY outbox_pending WHERE status = 'pending' AND event = ?"
-                               " AND channel = ? AND recipient = ? LIMIT 1",
-                               (row.event, row.channel, row.recipient)).fetchone() is not None
+    def pending_of_key(self, row: Delivery) -> set[int]:
+        """The rows of the row's channel, event and recipient not done."""
+        return {id_ for (id_,) in self.db.execute(
+            "SELECT id FROM outbox INDEXED BY outbox_pending WHERE status = 'pending' AND event = ? AND channel = ?"
+            " AND recipient = ?", (row.event, row.channel, row.recipient))}
 
     def pending_ids(self, event: str) -> dict[tuple[str, str, str], set[int]]:
         """Per (channel, event, recipient) of an event, the rows not done (new rows wait behind them)."""

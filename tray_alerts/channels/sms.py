@@ -27,7 +27,7 @@ class SmsChannel:
         self.recipients = recipients
         self.max_per_hour = max_per_hour
         self.timeout = timeout
-        self._sent: deque[float] = deque()
+        self._sent: deque[tuple[float, tuple | None]] = deque()  # (when, which alert) of alerts texted this hour
         self._lock = threading.Lock()
 
     @classmethod
@@ -49,31 +49,52 @@ class SmsChannel:
         return truncate(f"[{alert.tag}] {alert.event}: {alert.message}" + (f" ({context})" if context else ""),
                         MAX_BODY)
 
+    def row_recipients(self) -> list[str]:
+        """One outbox row per number: a number that fails is retried alone, the others are not texted again."""
+        return list(self.recipients)
+
     def send(self, alert: Alert) -> None:
-        """Text every recipient, within the hourly cap."""
-        taken = self._take_quota()
-        body = self.body(alert)
+        """Text every recipient, within the hourly cap (a test alert; the outbox sends per number)."""
+        taken = self._take_quota(None)
         try:
             for number in self.recipients:
-                post(self._url, "SMS", self.timeout, auth=self._auth,
-                     data={"From": self.sender, "To": number, "Body": body})
+                self._post(alert, number)
         except DeliveryError:
             self._return_quota(taken)  # nothing (or not everything) went out: a retry may use it
             raise
 
-    def _take_quota(self) -> float:
-        """Count this send against the hourly cap, or refuse it (recorded in the history, not retried)."""
+    def send_to(self, alert: Alert, number: str) -> None:
+        """Text one recipient; an alert counts once against the hourly cap, however many numbers it goes to."""
+        taken = self._take_quota((alert.event, alert.episode, alert.at, alert.resolved, alert.reminder))
+        try:
+            self._post(alert, number)
+        except DeliveryError:
+            self._return_quota(taken)  # it did not go out: a retry may use it
+            raise
+
+    def _post(self, alert: Alert, number: str) -> None:
+        post(self._url, "SMS", self.timeout, auth=self._auth,
+             data={"From": self.sender, "To": number, "Body": self.body(alert)})
+
+    def _take_quota(self, key: tuple | None) -> tuple | None:
+        """Count an alert against the hourly cap — once for all its numbers when `key` names it — or refuse it
+        (recorded in the history, not retried); returns the entry taken (None if the alert had one already)."""
         now = time.monotonic()
         with self._lock:
-            while self._sent and now - self._sent[0] >= 3600:
+            while self._sent and now - self._sent[0][0] >= 3600:
                 self._sent.popleft()
+            if key is not None and any(sent_key == key for _, sent_key in self._sent):
+                return None
             if len(self._sent) >= self.max_per_hour:
                 raise DeliveryError(f"SMS held back: hourly cap of {self.max_per_hour} alerts reached",
                                     retryable=False)
-            self._sent.append(now)
-        return now
+            entry = (now, key)
+            self._sent.append(entry)
+        return entry
 
-    def _return_quota(self, taken: float) -> None:
+    def _return_quota(self, entry: tuple | None) -> None:
+        if entry is None:
+            return
         with self._lock:
-            if taken in self._sent:
-                self._sent.remove(taken)
+            if entry in self._sent:
+                self._sent.remove(entry)
