@@ -106,10 +106,6 @@ class Engine:
             self.background.start()
         self._resume_channels()
 
-    @property
-    def _store(self) -> StateStore:
-        return self.store
-
     def _resume_channels(self) -> None:
         """Give channels that keep state of their own (Alertmanager's refresh) the firings they were told of."""
         for name, channel in self.channels.items():
