@@ -132,7 +132,7 @@ class PushApi:
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")
         request = Raise(_valid("event", check_event, event), _valid("level", Level.parse, level),
                         clean_message(message), clean_context(context_arguments(context)))
-        return self.engine.submit(request, wait).to_json()
+        return self.engine.raise_request(request, wait).to_json()
 
     def clear_alert(self, event: str, body: dict, wait: float = 0.0) -> dict:
         message = body.get("message", "recovered")
@@ -190,7 +190,7 @@ class PushApi:
             message = clean_message(str(annotations.get("summary") or annotations.get("description") or name))
             context = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "instance")}
             context = context_arguments({**context, "source": "alertmanager"})
-            self.engine.submit(Raise(event, level, message, clean_context(context)), wait=0.0)
+            self.engine.raise_request(Raise(event, level, message, clean_context(context)), wait=0.0)
             raised += 1
         return {"raised": raised, "cleared": cleared}
 

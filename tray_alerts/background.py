@@ -7,11 +7,10 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from .clock import JumpDetector
 from .display import duration
 from .lifecycle import Remind, due_reminders
 from .outbox import PERSON_HOLDS, RELATIVE_HOLDS
-from .state import StoreFault
+from .state import StoreFault, Transaction
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -33,7 +32,8 @@ class Background:
     def __init__(self, engine: Engine, upkeep: bool):
         self.engine = engine
         self.upkeep = upkeep  # the app's engine keeps the file tidy and counts time awake; one-shot ones do not
-        self._jumps = JumpDetector(engine.clock)
+        self._jumps = engine.outbox.jumps
+        engine.store.riders.insert(0, self.follow_clock_jump)  # before any other rider and the write itself
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_awake = 0.0
@@ -62,7 +62,7 @@ class Background:
         engine.replay()
         now = engine.clock.time()
         try:
-            self.follow_clock_jump()
+            self.note_clock_jump()
             engine.write_repeats(now)
             if engine.reminders:
                 for event in due_reminders(engine.active_events(), now, engine.policy):
@@ -106,28 +106,33 @@ class Background:
             times.append(now + REMIND_LOOK_SECONDS)
         return max(0.0, min(times) - now)
 
-    def follow_clock_jump(self) -> None:
-        """A wall-clock jump moves relative waits (retries, groups) with it; a backward one also moves mutes and
-        the snooze, so that a ten-minute mute stays ten minutes. Forward (a machine waking up), a mute whose time
-        has come ends."""
+    def follow_clock_jump(self, tx: Transaction) -> None:
+        """First in every write (a rider): a wall-clock jump since the last write moves relative waits (retries,
+        groups) with it; a backward one also moves mutes and the snooze, so that a ten-minute mute stays ten
+        minutes. Forward (a machine waking up), a mute whose time has come ends. Rows and mutes written after
+        the jump are on the new clock already, and are not moved."""
         jump = self._jumps.check()
         if not jump:
             return
         engine = self.engine
         now = engine.clock.time()
-        with engine.store.write() as tx:
-            engine.mirror.sync(tx)
-            moved = tx.shift(jump, RELATIVE_HOLDS + (PERSON_HOLDS if jump < 0 else ()))
-            if jump < 0:
-                mutes = {event: until + jump for event, until in tx.mutes().items()}
-                for event, until in mutes.items():
-                    tx.put_mute(event, until, now)
-                snoozed = tx.meta("snoozed_until")
-                snoozed = float(snoozed) + jump if snoozed else None
-                tx.set_meta("snoozed_until", snoozed, now)
-                tx.after_commit.append(lambda: engine.mirror.follow_holds(mutes, snoozed, tx.new_revision))
+        moved = tx.shift(jump, RELATIVE_HOLDS + (PERSON_HOLDS if jump < 0 else ()))
+        if jump < 0:
+            mutes = {event: until + jump for event, until in tx.mutes().items()}
+            for event, until in mutes.items():
+                tx.put_mute(event, until, now)
+            snoozed = tx.meta("snoozed_until")
+            snoozed = float(snoozed) + jump if snoozed else None
+            tx.set_meta("snoozed_until", snoozed, now)
+            tx.after_commit.append(lambda: engine.mirror.follow_holds(mutes, snoozed, tx.new_revision))
         log.warning("the clock jumped %s %s; %d waiting notification(s) keep their waits",
                     "forward" if jump > 0 else "back", duration(abs(jump)), moved)
+
+    def note_clock_jump(self) -> None:
+        """With nothing else to write, write nothing but what a clock jump moves."""
+        if self._jumps.peek():
+            with self.engine.store.write():
+                pass
 
     def count_downtime(self) -> None:
         """Time the app was not running does not count toward a delivery's expiry."""

@@ -83,11 +83,20 @@ class JumpDetector:
         self.tolerance = tolerance
         self._offset = clock.time() - clock.monotonic()
 
+    @property
+    def offset(self) -> float:
+        """Wall minus monotonic time as of the last jump taken: times taken before and after a jump differ by
+        the change of this."""
+        return self._offset
+
+    def peek(self) -> float:
+        """Seconds the wall clock jumped since the last check (positive: forward), or 0.0; not taken."""
+        jump = self.clock.time() - self.clock.monotonic() - self._offset
+        return jump if abs(jump) > self.tolerance else 0.0
+
     def check(self) -> float:
-        """Seconds the wall clock jumped since the last check (positive: forward), or 0.0."""
-        offset = self.clock.time() - self.clock.monotonic()
-        jump = offset - self._offset
-        if abs(jump) <= self.tolerance:
-            return 0.0
-        self._offset = offset
+        """Like peek, and the jump is taken: the next check measures from here."""
+        jump = self.peek()
+        if jump:
+            self._offset += jump
         return jump

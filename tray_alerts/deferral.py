@@ -32,6 +32,7 @@ class Deferral:
         self._queue: deque[Deferred] = deque()
         self._shadow: dict[str, ActiveEvent | None] = {}
         self._lock = threading.Lock()
+        self._replaying = threading.Lock()
         self.fault = ""
 
     def __bool__(self) -> bool:
@@ -43,6 +44,11 @@ class Deferral:
             if event in self._shadow:
                 return self._shadow[event]
         return stored(event)
+
+    def touches(self, event: str) -> bool:
+        """Whether a kept request concerns this event (its state here is not the file's)."""
+        with self._lock:
+            return event in self._shadow
 
     def shadow(self) -> dict[str, ActiveEvent | None]:
         """The events the deferred requests changed, as they stand."""
@@ -64,7 +70,16 @@ class Deferral:
             return True
 
     def replay(self, store: Callable[[Deferred], None], is_fault: type[Exception]) -> int:
-        """Store the kept requests in order with `store` until one fails with `is_fault`; returns how many."""
+        """Store the kept requests in order with `store` until one fails with `is_fault`; returns how many
+        (0 as well when another thread is replaying them now)."""
+        if not self._replaying.acquire(blocking=False):
+            return 0
+        try:
+            return self._replay(store, is_fault)
+        finally:
+            self._replaying.release()
+
+    def _replay(self, store: Callable[[Deferred], None], is_fault: type[Exception]) -> int:
         replayed = 0
         while True:
             with self._lock:

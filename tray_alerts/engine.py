@@ -121,21 +121,40 @@ class Engine:
     def raise_alert(self, event: str, level: Level | str, message: str, **context: Any) -> Result:
         """Fire (or escalate) the event; a repeat at the same or a lower level is counted and sends nothing.
         Waits up to the delivery timeout for the channels' answers."""
-        mirror = self.mirror
         try:
             new_level = _LEVEL_LOOKUP.get(level)
-            record = mirror.active.get(event)
-        except TypeError:  # unhashable level or event: the slow path explains what is wrong
-            new_level = record = None
+        except TypeError:  # unhashable level: the slow path explains what is wrong
+            new_level = None
         if new_level is None:
             new_level = Level.parse(level)
-        if record is not None and _RANK[record.level] >= _RANK[new_level] and not self.deferral and mirror.fresh():
-            now = self._now()  # the debounce fast path: memory is current for this event
-            seen = mirror.count_repeat(event, record, new_level, message, context, now)
-            if seen is not None:
-                muted = mirror.mutes.get(event) if mirror.mutes else None
-                return Result.debounced(event, record, seen, muted if muted and muted > now else None)
+        debounced = self.debounce(event, new_level, message, context)
+        if debounced is not None:
+            return debounced
         return self.submit(Raise(check_event(event), new_level, clean_message(message), clean_context(context)))
+
+    def raise_request(self, request: Raise, wait: float | None = None) -> Result:
+        """A raise as the push API and the monitors make it: debounced in memory when it can be, else submitted."""
+        debounced = self.debounce(request.event, request.level, request.message, request.context)
+        return debounced if debounced is not None else self.submit(request, wait)  # (an empty Result is falsy)
+
+    def debounce(self, event: str, level: Level, message: Any, context: Any) -> Result | None:
+        """The debounce fast path: when memory is current for an event that fires at `level` or higher, count
+        the repeat in memory (written within a second) and answer without a write; else None."""
+        mirror = self.mirror
+        try:
+            record = mirror.active.get(event)
+        except TypeError:
+            return None
+        if record is None or _RANK[record.level] < _RANK[level] or not mirror.fresh():
+            return None
+        if self.deferral and self.deferral.touches(event):
+            return None
+        now = self._now()
+        seen = mirror.count_repeat(event, record, level, message, context, now)
+        if seen is None:
+            return None
+        muted = mirror.mutes.get(event) if mirror.mutes else None
+        return Result.debounced(event, record, seen, muted if muted and muted > now else None)
 
     def clear_alert(self, event: str, message: str = "recovered", wait: float | None = None) -> Result:
         """Recover an active event: one resolved alert to every channel told of it; the event re-arms."""
@@ -322,6 +341,7 @@ class Engine:
                 answers.update(self._dispatcher.deliver(notice.alert, [notice.channel]))
         told = frozenset(name for name, outcome in answers.items() if outcome.ok)
         self.deferral.keep(Deferred(request, now, told), transition, fault.reason)
+        self.outbox.wake.set()  # the background pass tries the file again within REPLAY_SECONDS
         if transition.changes_state:
             self._notify()
         waiting = f"not stored yet ({fault.reason}); sent when the state file can be written"
@@ -421,6 +441,7 @@ class Engine:
         there is no background thread; False if that takes longer than `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.outbox.write_answers()
             if not self.outbox.local_ids():
                 if not self.store.due_keys_waiting(self.clock.time()):
                     return True

@@ -126,18 +126,20 @@ class Mirror:
             gone = {event: None for event in self.active if event not in stored}
             self.adopt({**gone, **stored}, tx.mutes(), tx.meta("snoozed_until"), changes.rev)
         else:
-            self.adopt(tx.events(changes.events), tx.mutes(), tx.meta("snoozed_until"), changes.rev)
+            self.adopt(tx.events(changes.events), tx.mutes(), tx.meta("snoozed_until"), changes.rev,
+                       changes.changed_at)
 
     def adopt(self, events: Mapping[str, ActiveEvent | None], mutes: dict[str, float], snoozed: Any,
-              rev: int) -> None:
-        """Take the file's state of these events, mutes and snooze."""
+              rev: int, changed_at: Mapping[str, float] | None = None) -> None:
+        """Take the file's state of these events, mutes and snooze (`changed_at`: when each was changed)."""
         reraise: list[Raise] = []
         with self.lock:
             for event, record in events.items():
                 repeats = self.repeats.get(event)
                 if repeats is not None and (record is None or record.episode != repeats.episode):
-                    del self.repeats[event]  # those repeats were of an episode another process ended
-                    if repeats.request is not None:
+                    del self.repeats[event]  # those repeats were of an episode another process ended: one
+                    ended = (changed_at or {}).get(event)  # counted after that is a raise the file never saw
+                    if repeats.request is not None and ended is not None and repeats.last_seen > ended:
                         reraise.append(_as_raise(event, repeats.request))
                 if record is None:
                     self.active.pop(event, None)

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
-from .clock import Clock
+from .clock import Clock, JumpDetector
 from .delivery import Dispatcher, Outcome
 from .display import clock as clock_text, duration
 from .model import Alert, from_timestamp
@@ -99,7 +99,8 @@ class Outbox:
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[str, str, str], deque[Delivery]] = {}  # per key: the row sending, then waiting
         self._recorded = threading.Condition()  # guards the answers not yet written
-        self._unrecorded: list[tuple[Delivery, Answer, float]] = []
+        self._unrecorded: list[tuple[Delivery, Outcome, float, float]] = []  # row, outcome, when, clock offset
+        self.jumps = JumpDetector(clock)  # taken by the first rider of every write (background.py)
         self._buffered = 0  # answers buffered so far
         self._renewed_at = clock.time()
         self._blocked: set[tuple[str, str, str]] = set()
@@ -237,9 +238,9 @@ class Outbox:
                      rows[0].channel)
             return
         now = self.clock.time()
-        answers = [(row, answer_for(row, outcome, now, self.policy)) for row in rows]
-        with self._recorded:
-            self._unrecorded.extend((row, answer, now) for row, answer in answers)
+        answers = [(row, answer_for(row, outcome, now, self.policy, _jitter(row))) for row in rows]
+        with self._recorded:  # worked out again when written, as of the answer's time on the clock then in force
+            self._unrecorded.extend((row, outcome, now, self.jumps.offset) for row in rows)
             self._buffered += len(answers)
             mine = self._buffered
         awaited = [self._on_answer(row, answer.result, answer.detail) for row, answer in answers]
@@ -269,12 +270,16 @@ class Outbox:
             upto = self._buffered
         if not taken:
             return
-        for row, answer, at in taken:
+        answers = []
+        for row, outcome, at, offset in taken:  # a jump taken since the answer moves its time with the clock
+            at += self.jumps.offset - offset
+            answer = answer_for(row, outcome, at, self.policy, _jitter(row))
             self._record(tx, row, answer, at)
+            answers.append((row, answer))
         # a pass is needed only for a retry to schedule, or rows of the same key waiting that no worker holds
         local = self.local_ids()
         need_pass = any(answer.result != RESULT_DELIVERED or not tx.pending_of_key(row) <= local
-                        for row, answer, _ in taken)
+                        for row, answer in answers)
 
         def written() -> None:
             with self._recorded:
@@ -283,7 +288,7 @@ class Outbox:
 
         def next_of_keys() -> None:
             if tx.committed:
-                for row, answer, _ in taken:
+                for row, answer in answers:
                     self._next_of_key(row, answer.result == RESULT_DELIVERED)
                 if need_pass:
                     self.wake.set()
@@ -411,6 +416,11 @@ class Outbox:
 
 
 _LIVE_OWNERS: set[str] = set()  # owners of this process's open outboxes
+
+
+def _jitter(row: Delivery) -> random.Random:
+    """The retry jitter of one attempt of a row: the same however often its answer is worked out."""
+    return random.Random(f"{row.id}:{row.attempts}")
 
 
 def owner_id() -> str:

@@ -12,10 +12,10 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .clock import SYSTEM_CLOCK, Clock
 from .lifecycle import ActiveEvent
@@ -162,6 +162,7 @@ class Changes:
 
     rev: int
     events: frozenset[str] | None
+    changed_at: Mapping[str, float] = field(default_factory=dict)  # per event, when it was last changed
 
 
 def describe_fault(path: Path, error: BaseException) -> str:
@@ -668,8 +669,9 @@ def _changes_since(db: sqlite3.Connection, rev: int) -> Changes:
     oldest = db.execute("SELECT min(rev) FROM changes").fetchone()[0]
     if current < rev or oldest is None or oldest > rev + 1:
         return Changes(current, None)
-    names = db.execute("SELECT DISTINCT event FROM changes WHERE rev > ?", (rev,)).fetchall()
-    return Changes(current, frozenset(name for (name,) in names if name))
+    changed = {name: at for name, at in db.execute("SELECT event, max(at) FROM changes WHERE rev > ? GROUP BY event",
+                                                   (rev,)) if name}
+    return Changes(current, frozenset(changed), changed)
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:

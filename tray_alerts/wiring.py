@@ -78,8 +78,8 @@ class MonitorSink:
         self.engine = engine
 
     def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> Result:
-        return self.engine.submit(Raise(check_event(event), Level.parse(level), clean_message(message),
-                                        clean_context(context)), wait=0.0)
+        return self.engine.raise_request(Raise(check_event(event), Level.parse(level), clean_message(message),
+                                               clean_context(context)), wait=0.0)
 
     def clear_alert(self, event: str, message: str = "recovered") -> Result:
         return self.engine.clear_alert(event, message, wait=0.0)
