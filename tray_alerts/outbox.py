@@ -98,13 +98,13 @@ class Outbox:
         self._on_never_told = on_never_told
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[str, str, str], deque[Delivery]] = {}  # per key: the row sending, then waiting
+        self._blocked: set[tuple[str, str, str]] = set()  # keys whose row failed: newer rows wait for a pass
+        self._renewed_at = clock.time()
         self._recorded = threading.Condition()  # guards the answers not yet written
         self._unrecorded: list[tuple[Delivery, Outcome, float, float]] = []  # row, outcome, when, clock offset
-        self.jumps = JumpDetector(clock)  # taken by the first rider of every write (background.py)
         self._buffered = 0  # answers buffered so far
-        self._renewed_at = clock.time()
-        self._blocked: set[tuple[str, str, str]] = set()
         self._written = 0  # of those, how many are on disk
+        self.jumps = JumpDetector(clock)  # taken by the first rider of every write (background.py)
         store.riders.append(self._write_answers)
         self.wake = threading.Event()
         self.closed = False
@@ -360,7 +360,7 @@ class Outbox:
         with self._lock:
             return {row.id for rows in self._in_flight.values() for row in rows}
 
-    # ---- start-up, jumps, summaries, claims ----------------------------------------------------------------
+    # ---- start-up, summaries, claims -----------------------------------------------------------------------
 
     def recover(self, alive: Callable[[str], bool] | None = None) -> int:
         """After a crash: rows a dead process was sending are counted as interrupted and sent again, marked as
