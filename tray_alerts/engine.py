@@ -41,7 +41,7 @@ _RANK = {level: rank for rank, level in enumerate(Level)}
 _LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
 _KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded"}
 _ANSWER_STATUS = {RESULT_DELIVERED: DELIVERED, RESULT_FAILED: FAILED, RESULT_RETRYING: RETRYING,
-                  RESULT_DROPPED: DROPPED}
+                  RESULT_DROPPED: DROPPED, QUEUED: QUEUED}
 _NO_MUTES: dict[str, float] = {}
 _NO_GATES: dict[str, GateState] = {}
 
@@ -93,7 +93,7 @@ class Engine:
         self._waiters: dict[int, _Waiter] = {}
         self._subscribers: list[Callable[[], None]] = []
         self._subscribers_lock = threading.Lock()
-        self.mirror = Mirror(self.store, self._mono, self._changed_elsewhere)
+        self.mirror = Mirror(self.store, self._mono, self._changed_elsewhere, self.outbox.wake.set)
         self.deferral = Deferral()
         self._skipped: set[str] = set()
         self._closed = False
@@ -283,7 +283,8 @@ class Engine:
         """Send the claimed rows, wait for their answers up to `wait` seconds, and say how it went."""
         if transition.changes_state:
             self._notify()
-        self.outbox.send(rows)
+        for row in self.outbox.send(rows):  # given back: an older one of its key is being retried
+            self._answered(row, QUEUED, "queued behind an earlier delivery that is waiting to be retried")
         deadline = self.clock.monotonic() + wait
         for row in rows:
             waiter = self._waiters.get(row.id)

@@ -32,10 +32,11 @@ class Mirror:
     """The engine's memory of the file; every method is safe from any thread and does no I/O under its lock."""
 
     def __init__(self, store: StateStore, mono: Callable[[], float],
-                 elsewhere: Callable[[list[Raise], bool], None]):
+                 elsewhere: Callable[[list[Raise], bool], None], first_repeat: Callable[[], None]):
         self.store = store
         self._mono = mono
         self._elsewhere = elsewhere  # (raises to replay, whether the firing set changed): another process wrote
+        self._first_repeat = first_repeat  # repeats wait to be written: the background pass must plan for them
         self.lock = threading.Lock()
         self.active: dict[str, ActiveEvent] = {}
         self.mutes: dict[str, float] = {}
@@ -55,13 +56,22 @@ class Mirror:
         with self.lock:
             if self.active.get(event) is not record:
                 return None
-            repeats = self.repeats.get(event)
-            if repeats is None or repeats.episode != record.episode:
-                repeats = self.repeats[event] = Repeats(record.episode, 0, now, now)
+            repeats, first = self._repeats_of(event, record.episode, now)
             repeats.count += 1
             repeats.last_seen = now
             repeats.request = (level, message, context)
-            return record.seen + repeats.count
+            seen = record.seen + repeats.count
+        if first:
+            self._first_repeat()
+        return seen
+
+    def _repeats_of(self, event: str, episode: str, now: float) -> tuple[Repeats, bool]:
+        """The repeats counted for an episode (under the lock), and whether they are new."""
+        repeats = self.repeats.get(event)
+        if repeats is not None and repeats.episode == episode:
+            return repeats, False
+        repeats = self.repeats[event] = Repeats(episode, 0, now, now)
+        return repeats, True
 
     def fresh(self) -> bool:
         """Whether memory may be trusted for a debounce: looked at the file within FRESH_FOR, or nothing new."""
@@ -84,12 +94,12 @@ class Mirror:
     def note_repeat(self, request: Raise, episode: str, now: float) -> None:
         """A repeat decided inside a write (the slow path)."""
         with self.lock:
-            repeats = self.repeats.get(request.event)
-            if repeats is None or repeats.episode != episode:
-                repeats = self.repeats[request.event] = Repeats(episode, 0, now, now)
+            repeats, first = self._repeats_of(request.event, episode, now)
             repeats.count += 1
             repeats.last_seen = now
             repeats.request = request
+        if first:
+            self._first_repeat()
 
     # ---- reading -------------------------------------------------------------------------------------------
 

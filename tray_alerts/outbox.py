@@ -187,9 +187,10 @@ class Outbox:
 
     # ---- sending and answers -------------------------------------------------------------------------------
 
-    def send(self, rows: Iterable[Delivery], from_pass: bool = False) -> None:
+    def send(self, rows: Iterable[Delivery], from_pass: bool = False) -> list[Delivery]:
         """Hand claimed rows to their channels' workers; a row waits while an older one of its key is sending. A
-        key whose row failed stays blocked until a pass takes that row again: newer rows of it are given back."""
+        key whose row failed stays blocked until a pass takes that row again: newer rows of it are given back
+        (and returned: they wait for a pass)."""
         blocked = []
         for row in rows:
             with self._lock:
@@ -204,6 +205,7 @@ class Outbox:
                 self._submit(row)
         if blocked:
             self._give_back(blocked)
+        return blocked
 
     def blocked_keys(self) -> frozenset[tuple[str, str, str]]:
         """Keys whose oldest row failed and waits for its retry (newer rows must not overtake it)."""
@@ -276,6 +278,10 @@ class Outbox:
             answer = answer_for(row, outcome, at, self.policy, _jitter(row))
             self._record(tx, row, answer, at)
             answers.append((row, answer))
+        failed = {row.key for row, answer in answers if answer.result != RESULT_DELIVERED}
+        with self._lock:  # at once: rows written later in this same write must queue behind these retries
+            newly_blocked = failed - self._blocked
+            self._blocked |= failed
         # a pass is needed only for a retry to schedule, or rows of the same key waiting that no worker holds
         local = self.local_ids()
         need_pass = any(answer.result != RESULT_DELIVERED or not tx.pending_of_key(row) <= local
@@ -296,6 +302,8 @@ class Outbox:
         def not_written() -> None:
             with self._recorded:
                 self._unrecorded[:0] = taken
+            with self._lock:
+                self._blocked -= newly_blocked
 
         tx.after_commit.append(written)
         tx.after_rollback.append(not_written)
