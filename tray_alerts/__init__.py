@@ -52,31 +52,21 @@ def default_engine() -> Engine:
 def raise_alert(event: str, level: Level | str, message: str, **context: Any) -> Result:
     """Raise an alert: through the running app when it is up (the tray shows it at once), else through the
     default Engine on the same state file (see Engine.raise_alert)."""
-    name = Level.parse(level).value
-    return _through_app_or_here(lambda client, wait: client.raise_alert(event, name, message, context, wait=wait),
-                                lambda engine: engine.raise_alert(event, level, message, **context))
+    from .client import through_app_or_here
+
+    settings, name = _user_settings(), Level.parse(level).value
+    result, _ = through_app_or_here(
+        settings, lambda client: client.raise_alert(event, name, message, context, wait=settings.delivery_timeout),
+        lambda: default_engine().raise_alert(event, level, message, **context))
+    return result
 
 
 def clear_alert(event: str, message: str = "recovered") -> Result:
     """Clear an alert, through the running app when it is up (see Engine.clear_alert)."""
-    return _through_app_or_here(lambda client, wait: client.clear_alert(event, message, wait=wait),
-                                lambda engine: engine.clear_alert(event, message))
-
-
-def _through_app_or_here(through_app: Any, here: Any) -> Result:
-    """Ask the running app (waiting up to the delivery timeout for its channels), or work directly."""
-    from .client import ApiClient, AppNotRunning
-    from .instance import AppRunning, direct_use
+    from .client import through_app_or_here
 
     settings = _user_settings()
-    for _ in range(2):
-        try:
-            client = ApiClient.for_settings(settings)
-        except AppNotRunning:
-            try:
-                with direct_use(settings.state_dir):
-                    return here(default_engine())
-            except AppRunning:  # it started meanwhile
-                continue
-        return Result.from_json(through_app(client, settings.delivery_timeout))
-    return here(default_engine())
+    result, _ = through_app_or_here(
+        settings, lambda client: client.clear_alert(event, message, wait=settings.delivery_timeout),
+        lambda: default_engine().clear_alert(event, message))
+    return result

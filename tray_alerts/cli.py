@@ -6,16 +6,16 @@ import os
 import socket
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence
 
 from . import __version__
-from .client import ApiClient, ApiFailed, AppNotRunning
+from .client import ApiClient, ApiFailed, AppNotRunning, through_app_or_here
 from .config import ConfigError, Settings, load_settings
 from .delivery import Dispatcher
 from .display import clock, duration, table
 from .engine import Engine
-from .instance import AppRunning, direct_use
+from .instance import direct_use
 from .lifecycle import CLEARED, DEBOUNCED, ESCALATED, FIRED, NOT_ACTIVE
 from .logsetup import configure_logging
 from .model import Alert, Level, context_arguments, from_timestamp
@@ -114,11 +114,11 @@ CLI_WAIT = 3.0  # seconds a command waits for the running app's channels before 
 
 
 @contextmanager
-def _engine(settings: Settings) -> Iterator[Engine]:
+def _engine(settings: Settings, locked: bool = True) -> Iterator[Engine]:
     """An engine for a command that works on the state itself (no app is running); an app that starts meanwhile
-    waits for it to finish."""
+    waits for it to finish (`locked`: take the state folder here)."""
     configure_logging(settings.log_file, settings.log_level, stderr_level="error")
-    with direct_use(settings.state_dir):
+    with direct_use(settings.state_dir) if locked else nullcontext():
         engine = build_engine(settings, retry_in_background=False)
         try:
             yield engine
@@ -146,56 +146,35 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return tray.run()
 
 
-def _through_app(settings: Settings, call: Callable[[ApiClient], dict]) -> Result | None:
-    """The running app's answer to a call, as a Result; None when no app runs (the caller works directly)."""
-    try:
-        client = ApiClient.for_settings(settings)
-    except AppNotRunning:
-        return None
-    try:
-        return Result.from_json(call(client))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
 def _raise(args: argparse.Namespace, settings: Settings) -> int:
     try:
         level = Level.parse(args.level)
     except ValueError as error:
         raise UsageError(str(error)) from None
     context = dict(_key_value(item) for item in args.context)
-    for attempt in range(2):
-        result = _through_app(settings, lambda client: client.raise_alert(args.event, level.value, args.message,
-                                                                          context, wait=CLI_WAIT))
-        if result is not None:
-            return _print_result(result, "the running app")
-        try:
-            with _engine(settings) as engine:
-                try:
-                    result = engine.raise_alert(args.event, level, args.message, **context_arguments(context))
-                except ValueError as error:
-                    raise UsageError(str(error)) from None
-            return _print_result(result, "here (tray-alerts is not running)")
-        except AppRunning:  # it started meanwhile: go through it
-            continue
-    raise ApiFailed("tray-alerts started and stopped while this command ran; try again")
+    return _through_app_or_here(
+        settings, lambda client: client.raise_alert(args.event, level.value, args.message, context, wait=CLI_WAIT),
+        lambda engine: engine.raise_alert(args.event, level, args.message, **context_arguments(context)))
 
 
 def _clear(args: argparse.Namespace, settings: Settings) -> int:
-    for attempt in range(2):
-        result = _through_app(settings, lambda client: client.clear_alert(args.event, args.message, wait=CLI_WAIT))
-        if result is not None:
-            return _print_result(result, "the running app")
-        try:
-            with _engine(settings) as engine:
-                try:
-                    result = engine.clear_alert(args.event, args.message)
-                except ValueError as error:
-                    raise UsageError(str(error)) from None
-            return _print_result(result, "here (tray-alerts is not running)")
-        except AppRunning:
-            continue
-    raise ApiFailed("tray-alerts started and stopped while this command ran; try again")
+    return _through_app_or_here(settings, lambda client: client.clear_alert(args.event, args.message, wait=CLI_WAIT),
+                                lambda engine: engine.clear_alert(args.event, args.message))
+
+
+def _through_app_or_here(settings: Settings, via_app: Callable[[ApiClient], dict],
+                         here: Callable[[Engine], Result]) -> int:
+    """Through the running app when it holds the state folder, else directly on the state file; print it."""
+
+    def directly() -> Result:
+        with _engine(settings, locked=False) as engine:  # the caller holds the state folder
+            return here(engine)
+
+    try:
+        result, via = through_app_or_here(settings, via_app, directly)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return _print_result(result, "the running app" if via else "here (tray-alerts is not running)")
 
 
 def _print_result(result: Result, where: str) -> int:

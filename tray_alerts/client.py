@@ -6,11 +6,12 @@ import http.client
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
-from .instance import app_running
+from .instance import AppRunning, app_running, direct_use
 from .paths import TOKEN_FILE
+from .results import Result
 CONNECT_PATIENCE = 5.0  # the app holds its lock a moment before its port listens: keep trying this long
 
 
@@ -89,3 +90,20 @@ class ApiClient:
 
     def ping(self, name: str) -> dict:
         return self.call("POST", f"/ping/{quote(name, safe='')}")
+
+
+def through_app_or_here(settings: Any, via_app: Callable[[ApiClient], dict],
+                        here: Callable[[], Result]) -> tuple[Result, bool]:
+    """A raise or clear through the running app when it holds the state folder, else `here` on the state file
+    itself (an app that starts meanwhile waits for it); the result and whether it went through the app."""
+    for _ in range(2):
+        try:
+            client = ApiClient.for_settings(settings)
+        except AppNotRunning:
+            try:
+                with direct_use(settings.state_dir):
+                    return here(), False
+            except AppRunning:  # it started meanwhile: go through it
+                continue
+        return Result.from_json(via_app(client)), True
+    raise ApiFailed("tray-alerts started and stopped while this ran; try again")
