@@ -240,7 +240,7 @@ class Outbox:
                      rows[0].channel)
             return
         now = self.clock.time()
-        answers = [(row, answer_for(row, outcome, now, self.policy, _jitter(row))) for row in rows]
+        answers = [(row, answer_for(row, outcome, now, self.policy, _jitter(row, outcome))) for row in rows]
         with self._recorded:  # worked out again when written, as of the answer's time on the clock then in force
             self._unrecorded.extend((row, outcome, now, self.jumps.offset) for row in rows)
             self._buffered += len(answers)
@@ -275,7 +275,7 @@ class Outbox:
         answers = []
         for row, outcome, at, offset in taken:  # a jump taken since the answer moves its time with the clock
             at += self.jumps.offset - offset
-            answer = answer_for(row, outcome, at, self.policy, _jitter(row))
+            answer = answer_for(row, outcome, at, self.policy, _jitter(row, outcome))
             self._record(tx, row, answer, at)
             answers.append((row, answer))
         failed = {row.key for row, answer in answers if answer.result != RESULT_DELIVERED}
@@ -426,9 +426,10 @@ class Outbox:
 _LIVE_OWNERS: set[str] = set()  # owners of this process's open outboxes
 
 
-def _jitter(row: Delivery) -> random.Random:
-    """The retry jitter of one attempt of a row: the same however often its answer is worked out."""
-    return random.Random(f"{row.id}:{row.attempts}")
+def _jitter(row: Delivery, outcome: Outcome) -> random.Random | None:
+    """The retry jitter of one failed attempt of a row: the same however often its answer is worked out (None
+    for an answer that schedules no retry)."""
+    return random.Random(f"{row.id}:{row.attempts}") if not outcome.ok and outcome.retryable else None
 
 
 def owner_id() -> str:
