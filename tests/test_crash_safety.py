@@ -104,7 +104,13 @@ class WebhookPeer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                except ValueError:  # the sender was killed halfway through its request: nothing arrived
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if peer.delay:
                     time.sleep(peer.delay)
                 with peer._lock:
