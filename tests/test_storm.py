@@ -57,10 +57,15 @@ def test_a_storm_shows_a_few_pop_ups_then_one_summary_and_loses_nothing(tmp_path
     assert engine.storm.stats["held_back"] == 37
 
 
+def one_pop_up_a_minute(tmp_path, clock, desktop) -> Engine:
+    """An engine whose desktop channel shows at most one pop-up a minute."""
+    return Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
+                  limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock)
+
+
 def test_closing_sends_the_summary_still_waiting(tmp_path, clock):
     desktop = RecordingChannel("desktop")
-    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
-                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
+    with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
         engine.raise_alert("a", "critical", "m")
         engine.raise_alert("b", "critical", "m")
     assert [a.message for a in desktop.sent] == ["m", "1 more alert — open the tray"]
@@ -68,8 +73,7 @@ def test_closing_sends_the_summary_still_waiting(tmp_path, clock):
 
 def test_the_summary_is_at_the_worst_level_held_back(tmp_path, clock):
     desktop = RecordingChannel("desktop")
-    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
-                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
+    with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
         for i, level in enumerate(["info", "info", "critical", "warning"]):
             engine.raise_alert(f"e{i}", level, "m")
     assert desktop.sent[-1].level is Level.CRITICAL and desktop.sent[-1].message == "3 more alerts — open the tray"
@@ -77,8 +81,7 @@ def test_the_summary_is_at_the_worst_level_held_back(tmp_path, clock):
 
 def test_held_back_pop_ups_get_no_recovery_pop_up(tmp_path, clock):
     desktop = RecordingChannel("desktop")
-    with Engine({"desktop": desktop}, routes("desktop"), tmp_path / "s.db", retry_in_background=False,
-                limits={"desktop": ChannelLimits(max_per_minute=1)}, clock=clock) as engine:
+    with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
         engine.raise_alert("a", "warning", "m")
         engine.raise_alert("b", "warning", "m")
         assert engine.clear_alert("b") == {}  # it never popped up, so its recovery does not either
