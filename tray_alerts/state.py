@@ -309,17 +309,6 @@ class StateStore:
         """Every firing event as stored."""
         return [_event_from_row(row) for row in self._read(f"SELECT {_EVENT_COLUMNS} FROM events")]
 
-    def load_events(self, events: Iterable[str]) -> dict[str, ActiveEvent | None]:
-        """The stored state of some events (None: not firing)."""
-        names = list(events)
-        found: dict[str, ActiveEvent | None] = dict.fromkeys(names)
-        for start in range(0, len(names), 500):
-            chunk = names[start:start + 500]
-            rows = self._read(f"SELECT {_EVENT_COLUMNS} FROM events WHERE event IN ({','.join('?' * len(chunk))})",
-                              tuple(chunk))
-            found.update((row[0], _event_from_row(row)) for row in rows)
-        return found
-
     def load_mutes(self) -> dict[str, float]:
         """Every mute stored, with when it ends."""
         return {event: until for event, until in self._read("SELECT event, until FROM mutes")}
@@ -375,10 +364,6 @@ class StateStore:
         for channel, count in waiting.items():
             health.setdefault(channel, ChannelHealth(None, None, "", count))
         return health
-
-    def integrity(self) -> str:
-        """`ok`, or what SQLite's integrity check found."""
-        return str(self._read("PRAGMA integrity_check")[0][0])
 
     def close(self) -> None:
         """Close both connections (the last one out folds the WAL back into the file)."""
