@@ -24,11 +24,8 @@ class Outcome:
     detail: str = ""
     retryable: bool = False
     retry_after: float | None = None
-    timed_out: bool = False
-    running: bool = False  # past the deadline but still sending: its real result comes later
 
 
-LateCallback = Callable[[str, Outcome], None]
 
 
 def attempt(channel: Channel, alert: Alert | list[Alert], recipient: str = "") -> Outcome:
@@ -90,15 +87,6 @@ class ChannelWorker:
                         log.exception("recording an answer of %s failed", getattr(self.channel, "name", "?"))
 
 
-def _late_caller(name: str, on_late: LateCallback) -> Callable[[Future], None]:
-    """A done-callback that hands a late answer to `on_late`."""
-
-    def call(done: Future) -> None:
-        on_late(name, done.result())
-
-    return call
-
-
 class Dispatcher:
     """Sends one alert to many channels side by side and waits at most `timeout` seconds for them."""
 
@@ -120,7 +108,7 @@ class Dispatcher:
         """Queue one alert (or a list, for send_many) for one channel without waiting."""
         return self._worker(name).submit(alert, recipient, on_done)
 
-    def deliver(self, alert: Alert, names: Iterable[str], on_late: LateCallback | None = None) -> dict[str, Outcome]:
+    def deliver(self, alert: Alert, names: Iterable[str]) -> dict[str, Outcome]:
         """Send straight to every named channel, not through the outbox (a test alert; the log and pop-ups while
         the state file cannot be written); one still sending at the deadline counts as not delivered."""
         futures = {name: self.submit(name, alert) for name in names}
@@ -133,12 +121,9 @@ class Dispatcher:
                 outcomes[name] = future.result()
             elif future.cancel():
                 outcomes[name] = Outcome(False, f"not sent: the channel was still busy after {self.timeout:g} s",
-                                         retryable=True, timed_out=True)
+                                         retryable=True)
             else:
-                outcomes[name] = Outcome(False, f"no answer within {self.timeout:g} s", retryable=True,
-                                         timed_out=True, running=True)
-                if on_late is not None:
-                    future.add_done_callback(_late_caller(name, on_late))
+                outcomes[name] = Outcome(False, f"no answer within {self.timeout:g} s", retryable=True)
         return outcomes
 
     def close(self, wait_seconds: float = 0.5) -> set[str]:
