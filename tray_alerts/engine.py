@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import secrets
+import random
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -188,7 +188,7 @@ class Engine:
         with self.store.write(wait) as tx:
             self.mirror.sync(tx)
             current = self.mirror.with_repeats(tx.event(request.event))  # the file's, as this write sees it
-            transition = decide(current, request, now, self.policy, secrets.token_hex(8))
+            transition = decide(current, request, now, self.policy, _episode_id())
             rows: list[Delivery] = []
             outcomes: dict[str, ChannelOutcome] = {}
             if transition.changes_state:
@@ -335,7 +335,7 @@ class Engine:
         """Keep a request for when the file can be written; meanwhile the channels that need no state hear of it."""
         now = self.clock.time()
         current = self.deferral.state_of(request.event, self.mirror.current)
-        transition = decide(current, request, now, self.policy, secrets.token_hex(8))
+        transition = decide(current, request, now, self.policy, _episode_id())
         answers = {}
         for notice in transition.notices:
             if getattr(self.channels.get(notice.channel), "stateless", False):
@@ -574,6 +574,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _episode_id() -> str:
+    """A new episode's id: random, and cheap (the system's random source costs more than the decision)."""
+    return f"{random.getrandbits(64):016x}"
 
 
 def _merge(outcomes: dict[str, ChannelOutcome], name: str, outcome: ChannelOutcome) -> None:
