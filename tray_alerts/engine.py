@@ -153,8 +153,7 @@ class Engine:
         seen = mirror.count_repeat(event, record, level, message, context, now)
         if seen is None:
             return None
-        muted = mirror.mutes.get(event) if mirror.mutes else None
-        return Result.debounced(event, record, seen, muted if muted and muted > now else None)
+        return Result.debounced(event, record, seen, self.muted_until(event))
 
     def clear_alert(self, event: str, message: str = "recovered", wait: float | None = None) -> Result:
         """Recover an active event: one resolved alert to every channel told of it; the event re-arms."""

@@ -38,14 +38,11 @@ class Result(dict):
                  record: ActiveEvent | None = None, stored: bool = True, fault: str = "",
                  muted_until: float | None = None, seen: int | None = None, since: float | None = None,
                  level: str | None = None):
-        if outcomes:
-            outcomes = dict(outcomes)
-            super().__init__({name: outcome.ok for name, outcome in outcomes.items()})
-        else:
-            outcomes = {}
+        self.outcomes: dict[str, ChannelOutcome] = dict(outcomes) if outcomes else {}
+        if self.outcomes:
+            super().__init__({name: outcome.ok for name, outcome in self.outcomes.items()})
         self.kind = kind
         self.event = event
-        self.outcomes: dict[str, ChannelOutcome] = outcomes  # type: ignore[assignment]
         self.record = record
         self.stored = stored
         self.fault = fault

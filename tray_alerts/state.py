@@ -276,11 +276,6 @@ class StateStore:
         for callback in tx.after_unlock:  # follow-ups that may write again themselves
             callback()
 
-    @property
-    def write_lock(self) -> threading.Lock:
-        """Held by every write transaction (and by whoever must not interleave with one)."""
-        return self._write_lock
-
     # ---- reading (never waits on a writer) -----------------------------------------------------------------
 
     def _read(self, query: str, args: tuple = ()) -> list[tuple]:
