@@ -636,3 +636,13 @@ def test_alertmanager_body_must_be_an_object(api, body):
 def test_alertmanager_empty_alert_list_is_a_no_op(api, engine):
     assert api.post("/v1/alertmanager", {"version": "4", "alerts": []}).json() == {"raised": 0, "cleared": 0}
     assert engine.active() == []
+
+
+def test_an_api_that_never_started_stops_at_once_and_frees_its_port(engine):
+    push = PushApi(engine, TOKEN, port=0)
+    stopper = threading.Thread(target=push.stop, daemon=True)
+    stopper.start()
+    stopper.join(5.0)
+    assert not stopper.is_alive(), "stop() waited for a server that never served"
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", push.port))

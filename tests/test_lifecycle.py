@@ -6,9 +6,10 @@ from dataclasses import fields, replace
 
 import pytest
 
-from tray_alerts.lifecycle import (CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE, NOT_DUE,
-                                   RECOVERY, REMINDED, REMINDER, ActiveEvent, Clear, Policy, Raise, Remind,
-                                   Transition, decide, due_reminders, reminder_due)
+from tray_alerts.lifecycle import (ACKNOWLEDGED, ALREADY_ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, ESCALATION,
+                                   FIRED, FIRING, NOT_ACTIVE, NOT_DUE, RECOVERY, REMINDED, REMINDER, Acknowledge,
+                                   ActiveEvent, Clear, Policy, Raise, Remind, Transition, decide, due_reminders,
+                                   reminder_due)
 from tray_alerts.model import Level, from_timestamp
 from tray_alerts.reminders import ReminderPolicy
 from tray_alerts.routing import Routing
@@ -236,8 +237,56 @@ def test_due_reminders_lists_exactly_the_events_due_in_order():
     assert due_reminders(events, T0 + 10_000, remind_policy(None)) == []
 
 
+# ---- acknowledge ---------------------------------------------------------------------------------------------
+
+
+def acknowledged(level=WARNING, at=T0 + 30):
+    return decide(fired(level), Acknowledge("disk"), at, POLICY).after
+
+
+def test_an_acknowledgement_keeps_the_episode_active_notes_when_and_tells_nobody():
+    current = fired(ERROR)
+    transition = decide(current, Acknowledge("disk"), T0 + 30, POLICY)
+    assert transition.kind == ACKNOWLEDGED and transition.changes_state and transition.notices == ()
+    assert state(transition.after) == state(replace(current, acknowledged_at=T0 + 30))
+    assert transition.after.acknowledged and not current.acknowledged
+
+
+def test_acknowledging_twice_keeps_the_first_time_and_writes_nothing():
+    current = acknowledged()
+    transition = decide(current, Acknowledge("disk"), T0 + 90, POLICY)
+    assert (transition.kind, transition.after, transition.notices) == (ALREADY_ACKNOWLEDGED, current, ())
+    assert not transition.changes_state and current.acknowledged_at == T0 + 30
+
+
+def test_acknowledging_nothing_active_is_not_active():
+    assert decide(None, Acknowledge("disk"), T0, POLICY).kind == NOT_ACTIVE
+
+
+@pytest.mark.parametrize("raised, kind, still_acknowledged", [(INFO, DEBOUNCED, True), (WARNING, DEBOUNCED, True),
+                                                              (ERROR, ESCALATED, False), (CRITICAL, ESCALATED, False)])
+def test_a_repeat_keeps_the_acknowledgement_and_an_escalation_undoes_it(raised, kind, still_acknowledged):
+    transition = decide(acknowledged(WARNING), Raise("disk", raised, "again"), T0 + 60, POLICY)
+    assert transition.kind == kind and transition.after.acknowledged is still_acknowledged
+    assert bool(transition.notices) is (kind == ESCALATED)
+
+
+def test_an_acknowledged_event_is_never_due_a_reminder():
+    policy = remind_policy(60)
+    current = acknowledged()
+    assert not reminder_due(current, T0 + 10_000, policy) and due_reminders([current], T0 + 10_000, policy) == []
+    assert decide(current, Remind("disk"), T0 + 10_000, policy).kind == NOT_DUE
+
+
+def test_an_acknowledged_event_still_recovers_to_everyone_told():
+    current = replace(acknowledged(), told=frozenset({"slack", "sms"}))
+    transition = decide(current, Clear("disk"), T0 + 600, POLICY)
+    assert transition.kind == CLEARED and channels(transition) == ["slack", "sms"] and kinds(transition) == {RECOVERY}
+
+
 @pytest.mark.parametrize("kind, writes", [(FIRED, True), (ESCALATED, True), (CLEARED, True), (REMINDED, True),
-                                          (DEBOUNCED, False), (NOT_ACTIVE, False), (NOT_DUE, False)])
+                                          (ACKNOWLEDGED, True), (DEBOUNCED, False), (NOT_ACTIVE, False),
+                                          (NOT_DUE, False), (ALREADY_ACKNOWLEDGED, False)])
 def test_which_transitions_must_be_written(kind, writes):
     assert Transition(kind, None, None).changes_state is writes
 

@@ -221,16 +221,17 @@ def test_close_writes_the_repeats_counted_in_memory(state_path, clock):
         assert again.active_events()[0].seen == 4
 
 
-def test_close_sends_the_storm_summary_waiting_exactly_once_at_the_worst_level(state_path, clock):
+def test_close_sends_the_storm_summary_waiting_exactly_once_at_the_worst_level_held_back(state_path, clock):
     desktop = RecordingChannel("desktop")
     engine = engine_for(state_path, clock, desktop, limits={"desktop": ChannelLimits(max_per_minute=1)})
     for event, level in [("a", "info"), ("b", "critical"), ("c", "warning")]:
         engine.raise_alert(event, level, "down")
-    assert len(desktop.sent) == 1  # the cap: the rest wait for the summary due in a minute
+    assert len(desktop.sent) == 2  # the cap: a critical still goes, the rest wait for the summary due in a minute
     engine.close()
     engine.close()  # closing twice sends nothing more
     assert [(a.event, a.level, a.message) for a in desktop.sent] == [
-        ("a", Level.INFO, "down"), ("tray-alerts", Level.CRITICAL, "2 more alerts — open the tray")]
+        ("a", Level.INFO, "down"), ("b", Level.CRITICAL, "down"),
+        ("tray-alerts", Level.WARNING, "1 more alert: c — open the tray")]
 
 
 def test_close_with_nothing_held_back_sends_no_summary(state_path, clock):

@@ -194,16 +194,39 @@ def test_beyond_the_cap_alerts_are_held_back_for_one_summary_a_minute_after_the_
     decision, gate = verdict_of(CAP2, GateState(sent=(100.0, 101.0)), 102.0, ERROR)
     assert decision.action == "suppress" and decision.until is None
     assert "held back by storm control (more than 2 a minute)" in decision.reason
-    assert gate == GateState(sent=(100.0, 101.0), held_back=1, worst=ERROR, summary_at=160.0)
+    assert gate == GateState(sent=(100.0, 101.0), held_back=1, worst=ERROR, summary_at=160.0, held_events=("disk",))
 
 
-@pytest.mark.parametrize("worst, level, now_worst", [(ERROR, WARNING, ERROR), (ERROR, CRITICAL, CRITICAL),
+@pytest.mark.parametrize("limit", [CAP2, ChannelLimits(group_after=1), ChannelLimits(max_per_minute=1, group_after=1)])
+def test_a_critical_is_never_held_back_nor_grouped_and_counts_as_sent(limit):
+    gate = GateState(sent=(100.0, 101.0), held_back=3, worst=ERROR, summary_at=160.0, group_until=131.0)
+    decision, after = verdict_of(limit, gate, 102.0, CRITICAL)
+    assert decision == StormDecision("send") and after == replace(gate, sent=(100.0, 101.0, 102.0))
+
+
+@pytest.mark.parametrize("level", [INFO, WARNING, ERROR, CRITICAL])
+@pytest.mark.parametrize("limit", [CAP2, ChannelLimits(group_after=1)])
+def test_a_recovery_is_never_held_nor_counted(limit, level):
+    gate = GateState(sent=(100.0, 101.0), held_back=1, worst=ERROR, summary_at=160.0, group_until=131.0)
+    recovery = Alert("disk", level, "back", at=from_timestamp(NOW), resolved=True)
+    assert storm_verdict(limit, gate, recovery, 102.0) == (StormDecision("send"), gate)
+
+
+def test_the_cap_remembers_each_event_it_held_back_once_in_order():
+    gate = GateState(sent=(100.0, 101.0))
+    for event in ["disk", "api", "disk", "backup"]:
+        _, gate = storm_verdict(CAP2, gate, alert(WARNING, event), 102.0)
+    assert gate.held_back == 4 and gate.held_events == ("disk", "api", "backup")
+
+
+@pytest.mark.parametrize("worst, level, now_worst", [(ERROR, WARNING, ERROR), (WARNING, ERROR, ERROR),
                                                      (ERROR, ERROR, ERROR), (INFO, WARNING, WARNING)])
 def test_what_the_cap_holds_back_keeps_the_worst_level_and_the_first_summary_time(worst, level, now_worst):
     gate = GateState(sent=(100.0, 101.0), held_back=3, worst=worst, summary_at=160.0)
     decision, after = verdict_of(CAP2, gate, 130.0, level)
     assert decision.action == "suppress"
-    assert after == GateState(sent=(100.0, 101.0), held_back=4, worst=now_worst, summary_at=160.0)
+    assert after == GateState(sent=(100.0, 101.0), held_back=4, worst=now_worst, summary_at=160.0,
+                              held_events=("disk",))
 
 
 @pytest.mark.parametrize("now, action, sent", [
@@ -294,15 +317,23 @@ def test_a_summary_is_due_a_minute_after_the_first_send_when_something_was_held_
     assert summary_due(gate, now) is due
 
 
-@pytest.mark.parametrize("held_back, worst, level, message", [
-    (1, WARNING, WARNING, "1 more alert — open the tray"),
-    (37, CRITICAL, CRITICAL, "37 more alerts — open the tray"),
-    (2, None, INFO, "2 more alerts — open the tray"),
+TWELVE = ("disk_root", "api", "backup", *(f"check{i}" for i in range(9)))
+
+
+@pytest.mark.parametrize("held_back, events, worst, level, message", [
+    (1, ("disk",), WARNING, WARNING, "1 more alert: disk — open the tray"),
+    (3, ("disk", "api"), ERROR, ERROR, "3 more alerts: disk and api — open the tray"),
+    (3, ("disk", "api", "backup"), ERROR, ERROR, "3 more alerts: disk, api and backup — open the tray"),
+    (37, TWELVE, ERROR, ERROR, "37 more alerts: disk_root, api, backup and 9 more — open the tray"),
+    (2, ("a",), None, INFO, "2 more alerts: a — open the tray"),
 ])
-def test_the_summary_is_at_the_worst_level_held_back_and_resets_the_gate(held_back, worst, level, message):
-    gate = GateState(sent=(100.0, 101.0), held_back=held_back, worst=worst, summary_at=160.0, group_until=50.0)
+def test_the_summary_is_at_the_worst_level_held_back_names_the_first_events_and_resets_the_gate(
+        held_back, events, worst, level, message):
+    gate = GateState(sent=(100.0, 101.0), held_back=held_back, worst=worst, summary_at=160.0, group_until=50.0,
+                     held_events=events)
     summary, after = summarise(gate, 160.0)
     assert (summary.event, summary.level, summary.message) == (SUMMARY_EVENT, level, message)
+    assert summary.context == {"events": ", ".join(events)}
     assert summary.at == from_timestamp(160.0) and not summary.resolved
     assert after == GateState(sent=(100.0, 101.0, 160.0), held_back=0, worst=None, summary_at=None, group_until=50.0)
 
@@ -322,11 +353,12 @@ def test_only_channels_with_limits_get_a_gate():
 def test_storm_control_keeps_each_gate_and_counts_every_decision():
     control = StormControl({"desktop": ChannelLimits(max_per_minute=1), "slack": ChannelLimits(group_after=1)})
     actions = [control.decide("desktop", alert(level), 100.0 + i).action
-               for i, level in enumerate([WARNING, INFO, CRITICAL, WARNING])]
-    assert actions == ["send", "suppress", "suppress", "suppress"]
+               for i, level in enumerate([WARNING, INFO, CRITICAL, ERROR])]
+    assert actions == ["send", "suppress", "send", "suppress"]  # a critical goes through the cap
     assert [control.decide("slack", alert(), 100.0 + i).action for i in range(3)] == ["send", "group", "group"]
-    assert control.stats == {"sent": 2, "held_back": 3, "summaries": 0, "grouped": 2}
-    assert control.gates()["desktop"] == GateState(sent=(100.0,), held_back=3, worst=CRITICAL, summary_at=160.0)
+    assert control.stats == {"sent": 3, "held_back": 2, "summaries": 0, "grouped": 2}
+    assert control.gates()["desktop"] == GateState(sent=(100.0, 102.0), held_back=2, worst=ERROR, summary_at=160.0,
+                                                   held_events=("disk",))
     assert control.gates()["slack"].group_until == 131.0
 
 
@@ -349,12 +381,12 @@ def test_summaries_are_taken_when_due_or_all_at_once_on_shutdown():
     control = StormControl({"desktop": ChannelLimits(max_per_minute=1), "popup": ChannelLimits(max_per_minute=1),
                             "idle": ChannelLimits(max_per_minute=1)})
     for channel, start in (("desktop", 100.0), ("popup", 130.0)):
-        for i, level in enumerate([INFO, CRITICAL, WARNING]):
-            control.decide(channel, alert(level), start + i)
+        for i, (level, event) in enumerate([(INFO, "a"), (ERROR, "b"), (WARNING, "c")]):
+            control.decide(channel, alert(level, event), start + i)
     assert control.take_summaries(159.0) == {}
     taken = control.take_summaries(160.0)
     assert list(taken) == ["desktop"]  # the popup's is not due until 190
-    assert (taken["desktop"].level, taken["desktop"].message) == (CRITICAL, "2 more alerts — open the tray")
+    assert (taken["desktop"].level, taken["desktop"].message) == (ERROR, "2 more alerts: b and c — open the tray")
     assert control.stats["summaries"] == 1
     assert control.take_summaries(160.0) == {}  # taken once
     assert control.next_summary_at() == 190.0

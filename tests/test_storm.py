@@ -53,7 +53,8 @@ def test_a_storm_shows_a_few_pop_ups_then_one_summary_and_loses_nothing(tmp_path
         assert engine.wait_idle()
     summary = desktop.sent[-1]
     assert len(desktop.sent) == 4 and summary.event == "tray-alerts"
-    assert summary.message == "37 more alerts — open the tray" and summary.level is Level.ERROR
+    assert summary.message == "37 more alerts: check3, check4, check5 and 34 more — open the tray"
+    assert summary.level is Level.ERROR
     assert engine.storm.stats["held_back"] == 37
 
 
@@ -66,17 +67,40 @@ def one_pop_up_a_minute(tmp_path, clock, desktop) -> Engine:
 def test_closing_sends_the_summary_still_waiting(tmp_path, clock):
     desktop = RecordingChannel("desktop")
     with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
-        engine.raise_alert("a", "critical", "m")
-        engine.raise_alert("b", "critical", "m")
-    assert [a.message for a in desktop.sent] == ["m", "1 more alert — open the tray"]
+        engine.raise_alert("a", "error", "m")
+        engine.raise_alert("b", "error", "m")
+    assert [a.message for a in desktop.sent] == ["m", "1 more alert: b — open the tray"]
 
 
 def test_the_summary_is_at_the_worst_level_held_back(tmp_path, clock):
     desktop = RecordingChannel("desktop")
     with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
-        for i, level in enumerate(["info", "info", "critical", "warning"]):
+        for i, level in enumerate(["info", "info", "error", "warning"]):
             engine.raise_alert(f"e{i}", level, "m")
-    assert desktop.sent[-1].level is Level.CRITICAL and desktop.sent[-1].message == "3 more alerts — open the tray"
+    assert desktop.sent[-1].level is Level.ERROR
+    assert desktop.sent[-1].message == "3 more alerts: e1, e2 and e3 — open the tray"
+
+
+def test_a_critical_is_never_held_back_and_counts_against_the_cap(tmp_path, clock):
+    desktop = RecordingChannel("desktop")
+    with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
+        engine.raise_alert("a", "warning", "m")
+        assert engine.raise_alert("db", "critical", "database down")["desktop"] is True
+        assert engine.raise_alert("b", "warning", "m").outcomes["desktop"].status == "dropped"
+        assert engine.raise_alert("a", "critical", "worse")["desktop"] is True  # an escalation to critical too
+    assert [a.event for a in desktop.sent] == ["a", "db", "a", "tray-alerts"]
+    assert desktop.sent[-1].message == "1 more alert: b — open the tray"
+
+
+def test_recoveries_are_never_held_nor_counted(tmp_path, clock):
+    desktop = RecordingChannel("desktop")
+    with one_pop_up_a_minute(tmp_path, clock, desktop) as engine:
+        engine.raise_alert("a", "warning", "m")
+        engine.raise_alert("c", "warning", "m")  # held back: the cap is used up
+        assert engine.clear_alert("a")["desktop"] is True  # the recovery goes all the same...
+        assert len(engine.storm.gates()["desktop"].sent) == 1  # ...and does not count against the cap
+        assert engine.storm.gates()["desktop"].held_events == ("c",)
+    assert desktop.kinds() == ["fired:warning", "resolved:warning", "fired:warning"]  # a, its recovery, the summary
 
 
 def test_held_back_pop_ups_get_no_recovery_pop_up(tmp_path, clock):
@@ -97,7 +121,7 @@ def test_slack_groups_what_piles_up_into_one_message(tmp_path, clock):
     limits = {"slack": ChannelLimits(group_after=2, group_window=30)}
     with Engine({"slack": slack}, routes("slack"), tmp_path / "s.db", limits=limits, retry_in_background=False,
                 clock=clock) as engine:
-        results = [engine.raise_alert(f"svc{i}", "critical", "down") for i in range(12)]
+        results = [engine.raise_alert(f"svc{i}", "error", "down") for i in range(12)]
         assert [r.outcomes["slack"].status for r in results].count("held") == 10
         clock.advance(29)
         engine.tick()
@@ -118,7 +142,7 @@ def test_storm_control_decisions_without_an_engine():
     assert storm.next_summary_at() == 160.0
     assert storm.take_summaries(159.0) == {}
     (summary,) = storm.take_summaries(160.0).values()
-    assert summary.message == "2 more alerts — open the tray"
+    assert summary.message == "2 more alerts: e2 and e3 — open the tray"
     assert storm.decide("desktop", Alert("later", "info", "m"), now=200.0).action == "send"  # a new minute
     assert storm.decide("slack", Alert("x", "info", "m"), now=200.0).action == "send"  # no limits: always send
 
@@ -203,3 +227,22 @@ def test_reminder_settings(tmp_path, text, expected):
     path.write_text(f"[reminders]\n{text}[monitor.db]\ntype = tcp\nport = 5432\nremind_every = 2h\n")
     policy = load_settings(path, {}).reminders
     assert policy.levels == expected and policy.interval("db", Level.INFO) == 7200.0
+
+
+def test_a_hold_or_a_storm_drop_never_shows_the_channel_as_failing(tmp_path, clock):
+    from tray_alerts.cli import channel_state
+
+    desktop, slack = RecordingChannel("desktop"), RecordingChannel("slack")
+    with Engine({"desktop": desktop, "slack": slack}, routes("desktop", "slack"), tmp_path / "s.db",
+                limits={"desktop": ChannelLimits(max_per_minute=1)}, retry_in_background=False, clock=clock) as engine:
+        engine.raise_alert("a", "warning", "m")
+        engine.raise_alert("b", "warning", "m")  # desktop: held back by storm control
+        engine.mute("c", clock.time() + 3600)
+        engine.raise_alert("c", "warning", "m")  # both: held while muted
+        engine.snooze(clock.time() + 600)
+        engine.raise_alert("d", "warning", "m")  # both: held while snoozed
+        health = engine.channel_health()
+    lines = {name: channel_state(name, None, health.get(name)) for name in ("desktop", "slack")}
+    assert all(line.startswith("ok (last delivery") for line in lines.values()), lines
+    assert "failing" not in " ".join(lines.values()) and "retry" not in " ".join(lines.values())
+    assert lines["slack"].endswith("(2 held: snoozed, muted or grouped)")

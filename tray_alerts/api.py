@@ -59,7 +59,7 @@ def load_or_create_token(state_dir: Path) -> str:
 
 
 class PushApi:
-    """Serves /v1/alerts, /v1/alerts/EVENT/clear, /v1/ping/NAME and /v1/alertmanager on loopback."""
+    """Serves /v1/alerts, /v1/alerts/EVENT/clear|ack|mute|unmute, /v1/ping/NAME and /v1/alertmanager on loopback."""
 
     def __init__(self, engine: Engine, token: str, port: int, heartbeats: Callable[[], set[str]] = set,
                  on_ping: Callable[[str], None] | None = None, host: str = "127.0.0.1"):
@@ -84,8 +84,10 @@ class PushApi:
         log.info("push API listening on 127.0.0.1:%d", self.port)
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
+        """Stop serving and close the socket (shutdown() would wait forever for a server never started)."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
     def authorised(self, header: str | None) -> bool:
@@ -105,6 +107,8 @@ class PushApi:
             return HTTPStatus.OK, self.raise_alert(_object(body), wait)
         if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] == "clear" and method == "POST":
             return HTTPStatus.OK, self.clear_alert(parts[2], _object(body, allow_empty=True), wait)
+        if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] == "ack" and method == "POST":
+            return HTTPStatus.OK, self.acknowledge(parts[2])
         if len(parts) == 4 and parts[:2] == ["v1", "alerts"] and parts[3] in ("mute", "unmute") and method == "POST":
             return HTTPStatus.OK, self.mute(parts[2], parts[3] == "mute", _object(body, allow_empty=True))
         if len(parts) == 3 and parts[:2] == ["v1", "ping"] and method == "POST":
@@ -118,7 +122,8 @@ class PushApi:
     def list_alerts(self) -> list[dict]:
         mutes = self.engine.mutes()
         return [{**record.alert().to_dict(), "since": record.since, "seen": record.seen,
-                 "last_seen": record.last_seen, "muted_until": mutes.get(record.event)}
+                 "last_seen": record.last_seen, "muted_until": mutes.get(record.event),
+                 "acknowledged": record.acknowledged, "acknowledged_at": record.acknowledged_at}
                 for record in self.engine.active_events()]
 
     def raise_alert(self, body: dict, wait: float = 0.0) -> dict:
@@ -140,6 +145,10 @@ class PushApi:
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'message' must be a string")
         request = Clear(_valid("event", check_event, event), clean_message(message))
         return self.engine.submit(request, wait).to_json()
+
+    def acknowledge(self, event: str) -> dict:
+        """Someone is on it: the alert stays active and listed, its reminders and pop-ups stop."""
+        return self.engine.acknowledge(_valid("event", check_event, event), wait=0.0).to_json()
 
     def mute(self, event: str, on: bool, body: dict) -> dict:
         """Hold one event's notifications for a while (`{"for": "1h"}`), or stop holding them."""

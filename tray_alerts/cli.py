@@ -16,7 +16,7 @@ from .delivery import Dispatcher
 from .display import clock, duration, table
 from .engine import Engine
 from .instance import direct_use
-from .lifecycle import CLEARED, DEBOUNCED, ESCALATED, FIRED, NOT_ACTIVE
+from .lifecycle import ACKNOWLEDGED, ALREADY_ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, FIRED, NOT_ACTIVE
 from .logsetup import configure_logging
 from .model import Alert, Level, context_arguments, from_timestamp
 from .results import Result
@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     clear = command("clear", _clear, "clear an active alert and send its recovery")
     clear.add_argument("event")
     clear.add_argument("message", nargs="?", default="recovered")
+    ack = command("ack", _ack, "acknowledge an active alert: it stays active and listed, its reminders and pop-ups"
+                                " stop until it escalates; its recovery still goes out")
+    ack.add_argument("event")
     mute = command("mute", _mute, "hold one event's notifications for a while (it stays active and shown)")
     mute.add_argument("event")
     mute.add_argument("duration", help="how long, e.g. 30m, 2h, 1d")
@@ -162,6 +165,11 @@ def _clear(args: argparse.Namespace, settings: Settings) -> int:
                                 lambda engine: engine.clear_alert(args.event, args.message))
 
 
+def _ack(args: argparse.Namespace, settings: Settings) -> int:
+    return _through_app_or_here(settings, lambda client: client.acknowledge(args.event),
+                                lambda engine: engine.acknowledge(args.event))
+
+
 def _through_app_or_here(settings: Settings, via_app: Callable[[ApiClient], dict],
                          here: Callable[[Engine], Result]) -> int:
     """Through the running app when it holds the state folder, else directly on the state file; print it."""
@@ -189,6 +197,10 @@ def _print_result(result: Result, where: str) -> int:
         print(f"{event}: already active at {level}{since}{seen} — debounced, nothing sent")
     elif result.kind == NOT_ACTIVE:
         print(f"{event}: not active — nothing sent")
+    elif result.kind in (ACKNOWLEDGED, ALREADY_ACKNOWLEDGED):
+        at = f" at {clock(from_timestamp(result.acknowledged_at), seconds=False)}" if result.acknowledged_at else ""
+        print(f"{event}: {result.kind}{at} — stays active at {level}; reminders and pop-ups stop until it"
+              f" escalates [{where}]")
     elif result.kind == CLEARED and not result.outcomes:
         print(f"{event}: cleared — no channel had been told, so no recovery was sent [{where}]")
     elif not result.outcomes:
@@ -284,7 +296,8 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
     if records:
         rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
-                 clock(from_timestamp(r.last_seen)), _muted(mutes.get(r.event)) + r.message) for r in records]
+                 clock(from_timestamp(r.last_seen)), _acknowledged(r.acknowledged_at) + _muted(mutes.get(r.event))
+                 + r.message) for r in records]
         print(f"{len(records)} active alert{'s' if len(records) != 1 else ''}")
         print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
     else:
@@ -296,6 +309,10 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _acknowledged(at: float | None) -> str:
+    return f"[acknowledged {clock(from_timestamp(at), seconds=False)}] " if at else ""
+
+
 def _muted(until: float | None) -> str:
     return f"[muted until {clock(from_timestamp(until), seconds=False)}] " if until else ""
 
@@ -303,6 +320,8 @@ def _muted(until: float | None) -> str:
 def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None) -> str:
     """`ok (last delivery 14:30:01)`, `failing: <last error> (3 waiting to retry)` or why it is not there."""
     waiting = f" ({health.waiting} waiting to retry)" if health and health.waiting else ""
+    if health and health.held:
+        waiting += f" ({health.held} held: snoozed, muted or grouped)"
     if unavailable:
         return unavailable + waiting
     if health is None or health.last_ok is None or health.last_at is None:
@@ -342,7 +361,8 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     rows = []
     for entry in reversed(entries):
-        result = "" if entry.ok is None else ("ok" if entry.ok else f"failed: {entry.detail}")
+        result = (entry.detail if entry.channel else "") if entry.ok is None else (
+            "ok" if entry.ok else f"failed: {entry.detail}")
         rows.append((clock(entry.at), entry.event, entry.kind, entry.level.value, entry.channel or "", result,
                      entry.message))
     print(table(("TIME", "EVENT", "WHAT", "LEVEL", "CHANNEL", "RESULT", "MESSAGE"), rows))

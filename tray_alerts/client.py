@@ -84,6 +84,9 @@ class ApiClient:
     def clear_alert(self, event: str, message: str, wait: float = 0.0) -> dict:
         return self.call("POST", f"/alerts/{quote(event, safe='')}/clear?wait={wait:g}", {"message": message})
 
+    def acknowledge(self, event: str) -> dict:
+        return self.call("POST", f"/alerts/{quote(event, safe='')}/ack", {})
+
     def mute(self, event: str, length: str | None) -> dict:
         action = "mute" if length else "unmute"
         return self.call("POST", f"/alerts/{quote(event, safe='')}/{action}", {"for": length} if length else {})

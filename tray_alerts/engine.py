@@ -19,8 +19,8 @@ from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .deferral import Deferral, Deferred
 from .delivery import Dispatcher
 from .display import clock as clock_text
-from .lifecycle import (CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE, REMINDED, ActiveEvent,
-                        Clear, Policy, Raise, Remind, Request, Transition, decide)
+from .lifecycle import (ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE, REMINDED,
+                        Acknowledge, ActiveEvent, Clear, Policy, Raise, Remind, Request, Transition, decide)
 from .mirror import Mirror
 from .model import Alert, Level, check_event, clean_context, clean_message, from_timestamp
 from .outbox import RESULT_DELIVERED, RESULT_DROPPED, RESULT_FAILED, RESULT_RETRYING, Outbox, RetryPolicy
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DELIVERY_TIMEOUT = 10.0
 _RANK = {level: rank for rank, level in enumerate(Level)}
 _LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
-_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded"}
+_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded",
+               ACKNOWLEDGED: "acknowledged"}
 _ANSWER_STATUS = {RESULT_DELIVERED: DELIVERED, RESULT_FAILED: FAILED, RESULT_RETRYING: RETRYING,
                   RESULT_DROPPED: DROPPED, QUEUED: QUEUED}
 _NO_MUTES: dict[str, float] = {}
@@ -162,6 +163,14 @@ class Engine:
             return Result(NOT_ACTIVE, event)
         return self.submit(Clear(event, clean_message(message)), wait)
 
+    def acknowledge(self, event: str, wait: float | None = None) -> Result:
+        """Someone is on it: the event stays active and listed, its reminders stop; an escalation un-acknowledges
+        it, and its recovery still goes to every channel told. Notifies no channel."""
+        check_event(event)
+        if event not in self.mirror.active and not self.deferral and not self.mirror.maybe_changed():
+            return Result(NOT_ACTIVE, event)
+        return self.submit(Acknowledge(event), wait)
+
     def remind(self, event: str) -> Result:
         """Send a reminder of an active event, if one is due, to the channels told of it."""
         return self.submit(Remind(check_event(event)))
@@ -210,6 +219,9 @@ class Engine:
             tx.delete_event(before.event, now)
             tx.history(now, before.event, "cleared", before.level, request.message,
                        detail=f"active since {before.since:.3f}, seen {before.seen} times")
+        elif isinstance(request, Acknowledge) and after is not None:
+            tx.put_event(after)
+            tx.history(now, after.event, "acknowledged", after.level, after.message)
         elif isinstance(request, Remind) and after is not None:
             tx.put_event(after)
             note = transition.notices[0].alert.note() if transition.notices else None
@@ -250,7 +262,7 @@ class Engine:
                     outcomes.setdefault(notice.channel, ChannelOutcome(PENDING))
                 elif verdict.action == DROP:
                     row = tx.insert(row, status=ROW_DROPPED)
-                    tx.delivery_line(row, now, False, verdict.reason)
+                    tx.delivery_line(row, now, None, verdict.reason)
                     outcomes[notice.channel] = ChannelOutcome(DROPPED, verdict.reason)
                     if notice.kind in (FIRING, ESCALATION) and not tx.knows(row):
                         untold.add(notice.channel)
@@ -258,7 +270,7 @@ class Engine:
                     if verdict.until is not None:
                         row = replace(row, not_before=verdict.until, hold=verdict.hold, last_error=verdict.reason)
                     row = tx.insert(row)
-                    tx.delivery_line(row, now, False, verdict.reason)
+                    tx.delivery_line(row, now, None, verdict.reason)
                     status = HELD if verdict.action in (HOLD, GROUP) and verdict.until is not None else QUEUED
                     outcomes[notice.channel] = ChannelOutcome(status, verdict.reason)
                 if notice.channel in self.storm.limits:  # its gate moved on
@@ -282,6 +294,8 @@ class Engine:
         """Send the claimed rows, wait for their answers up to `wait` seconds, and say how it went."""
         if transition.changes_state:
             self._notify()
+        if transition.kind == ACKNOWLEDGED:
+            self._withdraw(request.event)
         for row in self.outbox.send(rows):  # given back: an older one of its key is being retried
             self._answered(row, QUEUED, "queued behind an earlier delivery that is waiting to be retried")
         deadline = self.clock.monotonic() + wait
@@ -301,6 +315,13 @@ class Engine:
         return Result(transition.kind, request.event, outcomes, transition.after,
                       seen=shown.seen if shown else None, since=shown.since if shown else None,
                       level=shown.level.value if shown else None, muted_until=self.muted_until(request.event))
+
+    def _withdraw(self, event: str) -> None:
+        """An acknowledged event's pop-up goes away (channels that can take a notification back do so)."""
+        for name, channel in self.channels.items():
+            withdraw = getattr(channel, "withdraw", None)
+            if withdraw is not None:
+                threading.Thread(target=_quietly, args=(withdraw, event, name), name="withdraw", daemon=True).start()
 
     def _answered(self, row: Delivery, result: str, detail: str) -> bool:
         """A channel answered for a row: wake whoever waits for it (True if someone did)."""
@@ -578,6 +599,14 @@ class Engine:
 def _episode_id() -> str:
     """A new episode's id: random, and cheap (the system's random source costs more than the decision)."""
     return f"{random.getrandbits(64):016x}"
+
+
+def _quietly(function: Callable[[str], None], event: str, channel: str) -> None:
+    """Call a channel's best-effort extra (taking a pop-up back); a failure is logged, never raised."""
+    try:
+        function(event)
+    except Exception as error:
+        log.warning("channel %s could not take back the pop-up of %s: %s", channel, event, error)
 
 
 def _merge(outcomes: dict[str, ChannelOutcome], name: str, outcome: ChannelOutcome) -> None:

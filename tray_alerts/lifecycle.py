@@ -11,6 +11,7 @@ from .model import Alert, Level, from_timestamp
 FIRED, ESCALATED, DEBOUNCED = "fired", "escalated", "debounced"
 CLEARED, NOT_ACTIVE = "cleared", "not active"
 REMINDED, NOT_DUE = "reminded", "not due"
+ACKNOWLEDGED, ALREADY_ACKNOWLEDGED = "acknowledged", "already acknowledged"
 
 FIRING, ESCALATION, REMINDER, RECOVERY = "firing", "escalation", "reminder", "recovery"
 
@@ -31,6 +32,11 @@ class ActiveEvent:
     told: frozenset[str] = field(default_factory=frozenset)
     reminded_at: float = 0.0
     episode: str = ""
+    acknowledged_at: float | None = None  # a person said "I'm on it": reminders and pop-ups stop until escalation
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
 
     def alert(self) -> Alert:
         """The firing as an Alert (the latest firing or escalation)."""
@@ -57,13 +63,20 @@ class Clear:
 
 
 @dataclass(frozen=True)
+class Acknowledge:
+    """A person has seen a firing event and is on it: it stays active, but stops reminding."""
+
+    event: str
+
+
+@dataclass(frozen=True)
 class Remind:
     """Time to look whether an event that is still firing is due a reminder."""
 
     event: str
 
 
-Request = Union[Raise, Clear, Remind]
+Request = Union[Raise, Clear, Remind, Acknowledge]
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,7 @@ class Transition:
     @property
     def changes_state(self) -> bool:
         """Whether the stored event must be written (a debounce only counts, in memory first)."""
-        return self.kind in (FIRED, ESCALATED, CLEARED, REMINDED)
+        return self.kind in (FIRED, ESCALATED, CLEARED, REMINDED, ACKNOWLEDGED)
 
 
 def decide(current: ActiveEvent | None, request: Request, now: float, policy: Policy,
@@ -108,6 +121,8 @@ def decide(current: ActiveEvent | None, request: Request, now: float, policy: Po
         return _raise(current, request, now, policy, episode_id)
     if isinstance(request, Clear):
         return _clear(current, request, now, policy)
+    if isinstance(request, Acknowledge):
+        return _acknowledge(current, now)
     return _remind(current, now, policy)
 
 
@@ -119,9 +134,11 @@ def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Poli
         after = ActiveEvent(request.event, request.level, request.message, dict(request.context), since=now, at=now,
                             seen=1, last_seen=now, told=frozenset(route), episode=episode_id)
         kind, notice_kind = FIRED, FIRING
-    else:  # a higher level: the new route hears it, and every channel told before still counts as told
+    else:  # a higher level: the new route hears it, every channel told before still counts as told, and an
+        # acknowledgement of the lower level no longer holds
         after = replace(current, level=request.level, message=request.message, context=dict(request.context),
-                        at=now, seen=current.seen + 1, last_seen=now, told=current.told | frozenset(route))
+                        at=now, seen=current.seen + 1, last_seen=now, told=current.told | frozenset(route),
+                        acknowledged_at=None)
         kind, notice_kind = ESCALATED, ESCALATION
     alert = after.alert()
     return Transition(kind, current, after, tuple(Notice(name, notice_kind, alert) for name in route))
@@ -134,6 +151,14 @@ def _clear(current: ActiveEvent | None, request: Clear, now: float, policy: Poli
                      resolved=True, firing_for=now - current.since, episode=current.episode)
     return Transition(CLEARED, current, None, tuple(Notice(name, RECOVERY, recovery)
                                                     for name in _still_present(current.told, policy)))
+
+
+def _acknowledge(current: ActiveEvent | None, now: float) -> Transition:
+    if current is None:
+        return Transition(NOT_ACTIVE, None, None)
+    if current.acknowledged:
+        return Transition(ALREADY_ACKNOWLEDGED, current, current)
+    return Transition(ACKNOWLEDGED, current, replace(current, acknowledged_at=now))
 
 
 def _remind(current: ActiveEvent | None, now: float, policy: Policy) -> Transition:
@@ -149,6 +174,8 @@ def _remind(current: ActiveEvent | None, now: float, policy: Policy) -> Transiti
 
 def reminder_due(current: ActiveEvent, now: float, policy: Policy) -> bool:
     """Whether an event has fired long enough since its latest firing or reminder to be reminded of."""
+    if current.acknowledged:
+        return False
     every = policy.remind_every(current.event, current.level)
     return bool(every) and now - max(current.at, current.reminded_at) >= every  # type: ignore[operator]
 

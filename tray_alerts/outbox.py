@@ -168,14 +168,14 @@ class Outbox:
         """Write a verdict that is not "send now": a hold, a group, a drop."""
         if verdict.action == DROP:
             tx.finish(row, DROPPED, verdict.reason, now)
-            tx.delivery_line(row, now, False, verdict.reason)
+            tx.delivery_line(row, now, None, verdict.reason)
             self._on_answer(row, RESULT_DROPPED, verdict.reason)
             self.untell(tx, row, now, verdict.reason)
         elif verdict.action in (HOLD, GROUP) and verdict.until is not None:
             if row.hold != verdict.hold or row.not_before != verdict.until:
                 tx.hold(row, verdict.until, verdict.hold, verdict.reason)
                 if row.hold != verdict.hold:
-                    tx.delivery_line(row, now, False, verdict.reason)
+                    tx.delivery_line(row, now, None, verdict.reason)
 
     def next_wake(self) -> float | None:
         """When a pass next has work: a row falling due, a summary, a claim to renew."""
@@ -379,7 +379,7 @@ class Outbox:
             rows = [row for row, owner in tx.in_flight() if owner != self.owner and not alive(owner)]
             for row in rows:
                 tx.mark_interrupted(row)
-                tx.delivery_line(row, now, False, f"attempt {row.attempts + 1} interrupted: tray-alerts stopped while"
+                tx.delivery_line(row, now, None, f"attempt {row.attempts + 1} interrupted: tray-alerts stopped while"
                                                   " sending; it may have arrived, so the next one is marked as a"
                                                   " possible repeat")
         if rows:

@@ -29,15 +29,17 @@ class ChannelOutcome:
 
 
 class Result(dict):
-    """channel -> delivered (bool), plus `kind` (fired, escalated, debounced, cleared, not active, reminded),
+    """channel -> delivered (bool), plus `kind` (fired, escalated, debounced, cleared, not active, reminded,
+    acknowledged),
     each channel's `outcomes`, the event's state after it (`record`), and whether it was `stored`."""
 
-    __slots__ = ("kind", "event", "outcomes", "record", "stored", "fault", "muted_until", "seen", "since", "level")
+    __slots__ = ("kind", "event", "outcomes", "record", "stored", "fault", "muted_until", "seen", "since", "level",
+                 "acknowledged_at")
 
     def __init__(self, kind: str, event: str, outcomes: Mapping[str, ChannelOutcome] | None = None,
                  record: ActiveEvent | None = None, stored: bool = True, fault: str = "",
                  muted_until: float | None = None, seen: int | None = None, since: float | None = None,
-                 level: str | None = None):
+                 level: str | None = None, acknowledged_at: float | None = None):
         self.outcomes: dict[str, ChannelOutcome] = dict(outcomes) if outcomes else {}
         if self.outcomes:
             super().__init__({name: outcome.ok for name, outcome in self.outcomes.items()})
@@ -50,6 +52,7 @@ class Result(dict):
         self.seen = seen if seen is not None or record is None else record.seen
         self.since = since if since is not None or record is None else record.since
         self.level = level if level is not None or record is None else record.level.value
+        self.acknowledged_at = acknowledged_at if record is None else record.acknowledged_at
 
     @classmethod
     def debounced(cls, event: str, record: ActiveEvent, seen: int, muted_until: float | None) -> Result:
@@ -58,6 +61,7 @@ class Result(dict):
         result.kind, result.event, result.outcomes, result.record = "debounced", event, {}, record
         result.stored, result.fault, result.muted_until = True, "", muted_until
         result.seen, result.since, result.level = seen, record.since, record.level.value
+        result.acknowledged_at = record.acknowledged_at
         return result
 
     @property
@@ -83,6 +87,7 @@ class Result(dict):
             "seen": self.seen,
             "since": self.since,
             "muted_until": self.muted_until,
+            "acknowledged_at": self.acknowledged_at,
         }
 
     @classmethod
@@ -93,5 +98,5 @@ class Result(dict):
         result = cls(str(data.get("status", "")), str(data.get("event", "")), outcomes,
                      stored=bool(data.get("stored", True)), fault=str(data.get("fault", "")),
                      muted_until=data.get("muted_until"), seen=data.get("seen"), since=data.get("since"),
-                     level=data.get("level"))
+                     level=data.get("level"), acknowledged_at=data.get("acknowledged_at"))
         return result

@@ -20,11 +20,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from .clock import SYSTEM_CLOCK, Clock
 from .lifecycle import ActiveEvent
 from .model import Alert, Level, from_timestamp
-from .pipeline import HOLD_NONE, Delivery
+from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_SNOOZE, Delivery
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows
+SCHEMA_VERSION = 6  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows;
+# 6: + events.acknowledged_at
 HISTORY_KEEP_SECONDS = 90 * 24 * 3600
 CHANGES_KEEP = 10_000  # revisions of the change log kept; a reader further behind reloads everything
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS events (
     seen        INTEGER NOT NULL,
     last_seen   REAL NOT NULL,
     told        TEXT NOT NULL,
-    reminded_at REAL NOT NULL DEFAULT 0
+    reminded_at REAL NOT NULL DEFAULT 0,
+    acknowledged_at REAL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     rev   INTEGER PRIMARY KEY,
@@ -114,7 +116,8 @@ CREATE TABLE IF NOT EXISTS mutes (event TEXT PRIMARY KEY, until REAL NOT NULL);
 
 _DELIVERY_COLUMNS = ("id, channel, event, episode, kind, alert, recipient, attempts, not_before, hold, expires_at,"
                      " created_at, last_error, possible_repeat")
-_EVENT_COLUMNS = "event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode"
+_EVENT_COLUMNS = ("event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode,"
+                  " acknowledged_at")
 _REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
 
 
@@ -153,7 +156,8 @@ class ChannelHealth:
     last_at: datetime | None
     last_ok: bool | None
     last_detail: str
-    waiting: int
+    waiting: int  # notifications waiting to be retried after a failure
+    held: int = 0  # notifications held by a snooze, a mute or grouping (not a failure)
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,9 @@ class StateStore:
             return
         with self.write() as tx:
             version = tx.db.execute("PRAGMA user_version").fetchone()[0]
-            if 0 < version < SCHEMA_VERSION:
+            if version == 5:
+                tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
+            elif 0 < version < 5:
                 _from_schema_4(tx.db, self.clock.time())
             elif version == 0:
                 _run_script(tx.db, _SCHEMA)
@@ -353,11 +359,16 @@ class StateStore:
         last = self._read("SELECT channel, at, ok, detail FROM history WHERE id IN"
                           " (SELECT max(id) FROM history WHERE channel IS NOT NULL AND ok IS NOT NULL"
                           " GROUP BY channel)")
-        waiting = dict(self._read("SELECT channel, count(*) FROM outbox WHERE status = 'pending' GROUP BY channel"))
-        health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0))
-                  for channel, at, ok, detail in last}
-        for channel, count in waiting.items():
-            health.setdefault(channel, ChannelHealth(None, None, "", count))
+        waiting: dict[str, int] = {}
+        held: dict[str, int] = {}
+        for channel, hold, count in self._read("SELECT channel, hold IN (?, ?, ?), count(*) FROM outbox"
+                                               " WHERE status = 'pending' GROUP BY 1, 2",
+                                               (HOLD_SNOOZE, HOLD_MUTE, HOLD_GROUP)):
+            (held if hold else waiting)[channel] = count
+        health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0),
+                                         held.get(channel, 0)) for channel, at, ok, detail in last}
+        for channel in {*waiting, *held}:
+            health.setdefault(channel, ChannelHealth(None, None, "", waiting.get(channel, 0), held.get(channel, 0)))
         return health
 
     def close(self) -> None:
@@ -425,7 +436,7 @@ class Transaction:
 
     def put_event(self, record: ActiveEvent) -> None:
         """Store a firing event as it is now."""
-        self.db.execute(f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.db.execute(f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                         _event_to_row(record))
         self.touch([record.event], record.last_seen)
 
@@ -484,8 +495,9 @@ class Transaction:
                         (at, event, kind, level.value, message, channel, None if ok is None else int(ok), detail,
                          delivery))
 
-    def delivery_line(self, row: Delivery, at: float, ok: bool, detail: str) -> None:
-        """A history line about one row: a result, a hold, an interruption."""
+    def delivery_line(self, row: Delivery, at: float, ok: bool | None, detail: str) -> None:
+        """A history line about one row: a result (ok True/False), or a hold, a drop by storm control, an
+        interruption (ok None: not the channel's failure, so `status` never shows it as failing)."""
         kind = "recovery" if row.alert.resolved else "summary" if row.kind == "summary" else "delivery"
         self.history(at, row.event, kind, row.alert.level, row.alert.message, row.channel, ok, detail, row.id)
 
@@ -620,15 +632,15 @@ class Transaction:
 # ---- rows <-> values -----------------------------------------------------------------------------------------
 
 def _event_from_row(row: tuple) -> ActiveEvent:
-    event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode = row
+    event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode, acknowledged_at = row
     return ActiveEvent(event, Level.parse(level), message, json.loads(context), since, at, seen, last_seen,
-                       frozenset(json.loads(told)), reminded_at, episode)
+                       frozenset(json.loads(told)), reminded_at, episode, acknowledged_at)
 
 
 def _event_to_row(record: ActiveEvent) -> tuple:
     return (record.event, record.level.value, record.message, json.dumps(dict(record.context)), record.since,
             record.at, record.seen, record.last_seen, json.dumps(sorted(record.told)), record.reminded_at,
-            record.episode)
+            record.episode, record.acknowledged_at)
 
 
 def _delivery_from_row(row: tuple) -> Delivery:
@@ -669,7 +681,7 @@ def _from_schema_4(db: sqlite3.Connection, now: float) -> None:
     db.execute("ALTER TABLE history ADD COLUMN delivery INTEGER")
     for event, level, message, context, since, at, seen, last_seen, told in db.execute(
             "SELECT event, level, message, context, since, at, seen, last_seen, told FROM active").fetchall():
-        db.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        db.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL)",
                    (event, level, message, context, since, at, seen, last_seen, told, _old_episode(event, since)))
     for channel, event, since, alert, attempts, next_at, expires_at, last_error in db.execute(
             "SELECT channel, event, since, alert, attempts, next_at, expires_at, last_error FROM outbox_4"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .display import clock
 from .model import Alert, Level, from_timestamp
@@ -14,6 +14,8 @@ from .model import Alert, Level, from_timestamp
 SUMMARY_EVENT = "tray-alerts"
 CAP_WINDOW = 60.0  # max_per_minute counts over this many seconds
 SEND, SUPPRESS, GROUP = "send", "suppress", "group"
+SUMMARY_NAMES = 3  # events a summary names in its text
+SUMMARY_CONTEXT_NAMES = 50  # events it lists in its context
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class GateState:
 
     sent: tuple[float, ...] = ()  # times of alerts sent, oldest first
     held_back: int = 0
+    held_events: tuple[str, ...] = ()  # the events held back, each once, in the order they came
     worst: Level | None = None
     summary_at: float | None = None  # when the summary of what was held back goes out
     group_until: float = 0.0
@@ -50,16 +53,22 @@ class StormDecision:
 
 
 def storm_verdict(limit: ChannelLimits, gate: GateState, alert: Alert, now: float) -> tuple[StormDecision, GateState]:
-    """What storm control does with one alert for a channel, and the channel's gate state afterwards."""
+    """What storm control does with one alert for a channel, and the channel's gate state afterwards: a recovery
+    is never counted nor held, a critical is never held (it counts as sent)."""
+    if alert.resolved:
+        return StormDecision(SEND), gate
     window = max(CAP_WINDOW if limit.max_per_minute else 0.0, limit.group_window if limit.group_after else 0.0)
     sent = tuple(t for t in gate.sent if now - t < window)
+    if alert.level is Level.CRITICAL:
+        return StormDecision(SEND), replace(gate, sent=(*sent, now))
     if limit.max_per_minute and len(sent) >= limit.max_per_minute:
         worst = alert.level if gate.worst is None or alert.level > gate.worst else gate.worst
         summary_at = gate.summary_at if gate.summary_at is not None else sent[0] + CAP_WINDOW
         reason = (f"held back by storm control (more than {limit.max_per_minute} a minute); a summary follows"
                   f" at {clock(from_timestamp(summary_at))}")
+        held_events = gate.held_events if alert.event in gate.held_events else (*gate.held_events, alert.event)
         return StormDecision(SUPPRESS, reason), replace(gate, sent=sent, held_back=gate.held_back + 1, worst=worst,
-                                                        summary_at=summary_at)
+                                                        summary_at=summary_at, held_events=held_events)
     if limit.group_after:
         recent = sum(1 for t in sent if now - t < limit.group_window)
         if recent >= limit.group_after or gate.group_until > now:
@@ -75,11 +84,20 @@ def summary_due(gate: GateState, now: float) -> bool:
 
 
 def summarise(gate: GateState, now: float) -> tuple[Alert, GateState]:
-    """The summary alert of what the cap held back (at the worst level held back), and the gate after it."""
+    """The summary alert of what the cap held back (at the worst level held back, naming the first few events),
+    and the gate after it."""
     count = gate.held_back
-    message = f"{count} more alert{'s' if count != 1 else ''} — open the tray"
-    summary = Alert(SUMMARY_EVENT, gate.worst or Level.INFO, message, at=from_timestamp(now))
-    return summary, replace(gate, sent=(*gate.sent, now), held_back=0, worst=None, summary_at=None)
+    message = f"{count} more alert{'s' if count != 1 else ''}: {name_some(gate.held_events)} — open the tray"
+    summary = Alert(SUMMARY_EVENT, gate.worst or Level.INFO, message, at=from_timestamp(now),
+                    context={"events": ", ".join(gate.held_events[:SUMMARY_CONTEXT_NAMES])})
+    return summary, replace(gate, sent=(*gate.sent, now), held_back=0, worst=None, summary_at=None, held_events=())
+
+
+def name_some(events: Sequence[str], shown: int = SUMMARY_NAMES) -> str:
+    """`disk_root`, `disk_root and api`, `disk_root, api and backup`, `disk_root, api, backup and 9 more`."""
+    if len(events) <= shown:
+        return " and ".join(filter(None, (", ".join(events[:-1]), events[-1] if events else "")))
+    return f"{', '.join(events[:shown])} and {len(events) - shown} more"
 
 
 class StormControl:

@@ -1,0 +1,141 @@
+"""Acknowledge as a state of an episode: engine, state file, push API and command line."""
+import sqlite3
+
+import pytest
+import requests
+
+from conftest import ROUTES, RecordingChannel
+from test_api import TOKEN, stop_quickly
+from test_cli import cli, settings_file  # noqa: F401  (a fixture)
+from tray_alerts import Engine, Level
+from tray_alerts.api import PushApi
+from tray_alerts.clock import FakeClock
+from tray_alerts.reminders import ReminderPolicy
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(start=1_800_000_000.0)
+
+
+def test_an_acknowledged_alert_stays_active_sends_nothing_and_stops_reminding(tmp_path, clock):
+    slack = RecordingChannel("slack")
+    with Engine({"slack": slack}, {"error": ["slack"], "critical": ["slack"]}, tmp_path / "s.db",
+                reminders=ReminderPolicy(levels={Level.ERROR: 600}), retry_in_background=False,
+                clock=clock) as engine:
+        engine.raise_alert("api", "error", "api down")
+        clock.advance(30)
+        result = engine.acknowledge("api")
+        assert result.kind == "acknowledged" and result.outcomes == {} and result.acknowledged_at == clock.time()
+        (record,) = engine.active_events()
+        assert record.acknowledged and record.acknowledged_at == clock.time()
+        for _ in range(4):  # an hour: no reminder for an acknowledged alert
+            clock.advance(900)
+            engine.tick()
+            assert engine.wait_idle()
+        assert engine.raise_alert("api", "error", "still down") == {}  # repeats still debounce
+        assert engine.acknowledge("api").kind == "already acknowledged"
+        assert engine.clear_alert("api", "api back") == {"slack": True}  # the real recovery still goes out
+        history = [entry.kind for entry in reversed(engine.history(event="api")) if entry.channel is None]
+    assert [(a.resolved, a.reminder) for a in slack.sent] == [(False, False), (True, False)]
+    assert history == ["fired", "acknowledged", "cleared"]
+
+
+def test_an_escalation_undoes_the_acknowledgement_and_reminders_resume(tmp_path, clock):
+    slack = RecordingChannel("slack")
+    with Engine({"slack": slack}, {"error": ["slack"], "critical": ["slack"]}, tmp_path / "s.db",
+                reminders=ReminderPolicy(levels={Level.CRITICAL: 600}), retry_in_background=False,
+                clock=clock) as engine:
+        engine.raise_alert("api", "error", "api slow")
+        engine.acknowledge("api")
+        assert engine.raise_alert("api", "critical", "api down") == {"slack": True}
+        assert not engine.active_events()[0].acknowledged
+        clock.advance(600)
+        engine.tick()
+        assert engine.wait_idle()
+    assert [a.reminder for a in slack.sent] == [False, False, True]
+
+
+def test_acknowledging_what_is_not_active_is_said_and_stores_nothing(engine):
+    assert engine.acknowledge("nothing").kind == "not active"
+    assert engine.history(event="nothing") == []
+    with pytest.raises(ValueError):
+        engine.acknowledge("")
+
+
+def test_an_acknowledgement_survives_a_restart(channels, state_path):
+    with Engine(channels, ROUTES, state_path) as first:
+        first.raise_alert("disk", "critical", "disk full")
+        acknowledged_at = first.acknowledge("disk").acknowledged_at
+    with Engine(channels, ROUTES, state_path) as second:
+        (record,) = second.active_events()
+        assert record.acknowledged_at == acknowledged_at and record.level is Level.CRITICAL
+
+
+def test_another_process_sees_the_acknowledgement(channels, state_path):
+    with Engine(channels, ROUTES, state_path) as first, Engine({}, ROUTES, state_path) as second:
+        first.raise_alert("disk", "critical", "disk full")
+        second.acknowledge("disk")
+        first.raise_alert("disk", "critical", "disk full")  # a write here catches up with the other process
+        assert first.active_events()[0].acknowledged
+
+
+def test_a_schema_5_file_gains_the_column_and_keeps_its_events(channels, state_path):
+    with Engine(channels, ROUTES, state_path) as engine:
+        engine.raise_alert("disk", "warning", "disk at 91%")
+    db = sqlite3.connect(state_path)
+    db.executescript("ALTER TABLE events DROP COLUMN acknowledged_at; PRAGMA user_version=5;")
+    db.close()
+    with Engine(channels, ROUTES, state_path) as engine:
+        (record,) = engine.active_events()
+        assert (record.event, record.acknowledged) == ("disk", False)
+        assert engine.acknowledge("disk").kind == "acknowledged"
+    assert sqlite3.connect(state_path).execute("PRAGMA user_version").fetchone()[0] == 6
+
+
+# ---- push API ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def api_url(engine):
+    push = PushApi(engine, TOKEN, port=0)
+    push.start()
+    yield f"http://127.0.0.1:{push.port}/v1"
+    stop_quickly(push)
+
+
+def post(url: str, json: dict | None = None) -> requests.Response:
+    return requests.post(url, json=json or {}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+
+def test_the_api_acknowledges_and_lists_it(api_url, engine, channels):
+    engine.raise_alert("disk", "critical", "disk full")
+    sent = {name: len(channel.sent) for name, channel in channels.items()}
+    answer = post(f"{api_url}/alerts/disk/ack")
+    assert answer.status_code == 200 and answer.json()["status"] == "acknowledged"
+    (listed,) = requests.get(f"{api_url}/alerts", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+    assert listed["acknowledged"] is True and listed["acknowledged_at"] == answer.json()["acknowledged_at"]
+    assert {name: len(channel.sent) for name, channel in channels.items()} == sent  # nobody is told
+    assert post(f"{api_url}/alerts/other/ack").json()["status"] == "not active"
+
+
+def test_the_api_says_which_field_is_bad(api_url):
+    answer = post(f"{api_url}/alerts/%20/ack")
+    assert answer.status_code == 400 and "event" in answer.json()["error"]
+
+
+def test_unacknowledged_alerts_are_listed_as_such(api_url, engine):
+    engine.raise_alert("disk", "warning", "disk at 91%")
+    (listed,) = requests.get(f"{api_url}/alerts", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+    assert listed["acknowledged"] is False and listed["acknowledged_at"] is None
+
+
+# ---- command line --------------------------------------------------------------------------------------------
+
+def test_the_command_line_acknowledges(settings_file):  # noqa: F811
+    cli(settings_file, "raise", "disk", "error", "disk at 97%")
+    done = cli(settings_file, "ack", "disk")
+    assert done.returncode == 0 and "disk: acknowledged at" in done.stdout and "stays active at error" in done.stdout
+    assert "already acknowledged" in cli(settings_file, "ack", "disk").stdout
+    assert "not active" in cli(settings_file, "ack", "other").stdout
+    status = cli(settings_file, "status").stdout
+    assert "disk" in status and "acknowledged" in status
