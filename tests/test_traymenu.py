@@ -406,3 +406,105 @@ def test_flatten_indents_submenus():
     items = [Item("top", submenu=(Item("child", submenu=(Item("grandchild"),)), SEPARATOR)), Item("last")]
     assert flatten(items) == ["top", "  child", "    grandchild", "  -", "last"]
     assert SEPARATOR.is_separator and not Item("x").is_separator
+
+
+# ---- keys, acknowledgement, attention ------------------------------------------------------------------------
+
+
+class AcknowledgingRecorder(Recorder):
+    """A Recorder whose Actions can also acknowledge and mute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        note = self.calls.append
+        from dataclasses import replace
+
+        self.actions = replace(self.actions, acknowledge=lambda name: note(("acknowledge", name)),
+                               mute=lambda name, until: note(("mute", name)))
+
+
+def busy_state(now: float = NOON) -> TrayState:
+    from tray_alerts.monitors.base import Reading
+
+    return TrayState([event("disk_root", Level.CRITICAL, context={"mount": "/", "used": "97%"}, now=now),
+                      event("api", Level.ERROR, now=now)],
+                     monitors=[MonitorStatus("disk", "disk", "disk /", Reading(Level.CRITICAL, "97%"), now)],
+                     recent=[HistoryEntry(1, from_timestamp(now - 60), "api", "fired", Level.ERROR, "api down",
+                                          None, None, "")],
+                     snoozed_until=now + 600, now=now, mutes={"api": now + 3600})
+
+
+def test_every_line_of_the_menu_has_its_own_key():
+    from tray_alerts.traymenu import keys
+
+    every = keys(menu(busy_state(), AcknowledgingRecorder().actions))
+    assert all(every) and len(every) == len(set(every))
+
+
+def test_keys_stay_the_same_while_only_times_and_counts_change():
+    from tray_alerts.traymenu import keys
+
+    actions = AcknowledgingRecorder().actions
+    before = menu(busy_state(NOON), actions)
+    later = menu(busy_state(NOON + 600), actions)  # "since … · 12 min" -> "22 min": text changes, keys do not
+    assert keys(before) == keys(later) and flatten(before) != flatten(later)
+
+
+def test_an_acknowledged_alert_is_listed_greyed_with_when_and_offers_no_second_acknowledge():
+    from dataclasses import replace
+
+    from tray_alerts.traymenu import alert_row
+
+    rec = AcknowledgingRecorder()
+    record = replace(event("disk_root", Level.CRITICAL), acknowledged_at=today_at(11, 50))
+    row = alert_row(record, NOON, rec.actions)
+    assert row.text == "CRITICAL · disk_root — acknowledged 11:50" and row.icon == "acknowledged"
+    assert "Acknowledged 11:50" in [item.text for item in row.submenu]
+    assert "Acknowledge" not in [item.text for item in row.submenu]
+    assert row.key == "alert:disk_root"
+
+
+def test_acknowledge_in_an_alerts_submenu_acknowledges_that_event():
+    from tray_alerts.traymenu import alert_row
+
+    rec = AcknowledgingRecorder()
+    row = alert_row(event("api", Level.ERROR), NOON, rec.actions)
+    (acknowledge,) = [item for item in row.submenu if item.text == "Acknowledge"]
+    assert acknowledge.key == "alert:api/acknowledge" and row.icon == "error"
+    acknowledge.action()
+    assert rec.calls == [("acknowledge", "api")]
+
+
+@pytest.mark.parametrize("levels, acknowledged, attention", [
+    ([], [], False),
+    ([Level.INFO, Level.WARNING], [], False),
+    ([Level.ERROR], [], True),
+    ([Level.CRITICAL], [], True),
+    ([Level.CRITICAL], [0], False),
+    ([Level.CRITICAL, Level.WARNING], [0], False),
+    ([Level.CRITICAL, Level.ERROR], [0], True),
+])
+def test_attention_is_wanted_while_an_error_or_critical_is_not_acknowledged(levels, acknowledged, attention):
+    from dataclasses import replace
+
+    from tray_alerts.traymenu import needs_attention
+
+    records = [event(f"e{i}", level) for i, level in enumerate(levels)]
+    records = [replace(r, acknowledged_at=NOON) if i in acknowledged else r for i, r in enumerate(records)]
+    assert needs_attention(TrayState(records, now=NOON)) is attention
+
+
+def test_the_tooltip_lists_the_worst_alerts_first_acknowledged_ones_last():
+    from dataclasses import replace
+
+    from tray_alerts.traymenu import tooltip_lines, tooltip_title
+
+    records = [event("a", Level.WARNING, "slow", ago=100), replace(event("b", Level.CRITICAL, "down"),
+                                                                    acknowledged_at=NOON),
+               event("c", Level.ERROR, "failing", ago=50), event("d", Level.ERROR, "older", ago=500)]
+    state = TrayState(records, now=NOON)
+    assert tooltip_title(state) == "tray-alerts — 4 active"
+    assert tooltip_lines(state) == ["ERROR · d: older", "ERROR · c: failing", "WARNING · a: slow",
+                                    "CRITICAL · b: down (acknowledged)"]
+    assert tooltip_lines(state, limit=2)[-1] == "…and 2 more"
+    assert tooltip_title(TrayState([], now=NOON)) == "tray-alerts — all clear"

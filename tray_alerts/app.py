@@ -11,9 +11,11 @@ from .config import Settings
 from .instance import AlreadyRunning, InstanceLock
 from .logsetup import configure_logging
 from .monitors.heartbeat import HeartbeatMonitor
+from .opening import open_target, web_url
 from .wiring import build_channels, build_engine, build_runner
 
 log = logging.getLogger(__name__)
+POP_UP_MUTE = 3600.0  # a pop-up's "Mute 1 h"
 
 __all__ = ["AlreadyRunning", "App", "PortTaken", "run_headless"]
 
@@ -39,6 +41,10 @@ class App:
             self.lock.release()
             raise
         self.runner = build_runner(settings, self.engine, on_change)
+        self.on_open: Callable[[str], None] | None = None  # the tray shows an alert's details
+        for channel in self.channels.ready.values():
+            if hasattr(channel, "on_action"):  # pop-ups with buttons
+                channel.on_action = self.pop_up_action  # type: ignore[attr-defined]
         self.quiet_channels = frozenset(name for name, spec in settings.channels.items() if spec.type == "log")
         heartbeats = {name for name, spec in settings.monitors.items() if isinstance(spec.monitor, HeartbeatMonitor)}
         try:
@@ -49,6 +55,27 @@ class App:
             self.lock.release()
             raise PortTaken(f"cannot listen on 127.0.0.1:{settings.api_port} ({error.strerror}): another program"
                             " holds the port ([alerts] api_port sets another)") from None
+
+    def pop_up_action(self, event: str, action: str) -> None:
+        """A pop-up's button: `ack` acknowledges, `mute` mutes for an hour, `default` (Open) opens the alert's
+        `url` from its context, else the tray's details of it."""
+        if action == "ack":
+            self.engine.acknowledge(event, wait=0.0)
+        elif action == "mute":
+            self.engine.mute(event, self.engine.clock.time() + POP_UP_MUTE)
+        elif action == "default":
+            self.open_event(event)
+        else:
+            log.warning("pop-up action %r for %s: not one tray-alerts offers", action, event)
+
+    def open_event(self, event: str) -> None:
+        """Open what an alert points at (an http(s) `url` in its context), else ask the tray to show it."""
+        record = next((r for r in self.engine.active_events() if r.event == event), None)
+        url = web_url(record.context.get("url")) if record is not None else None
+        if url is not None:
+            open_target(url)
+        elif self.on_open is not None:
+            self.on_open(event)
 
     def start(self) -> None:
         """Start the monitors and the push API."""
