@@ -203,10 +203,8 @@ def built_tray(tmp_path, monkeypatch):
     from helpers_net import free_port
     from tray_alerts.config import load_settings
 
-    # the dummy backend cannot draw: refreshing the icon is the real backends' business (see test_tray_e2e)
-    monkeypatch.setattr(tray.Tray, "refresh", lambda self, *args: None)
     config = _settings_file(tmp_path, free_port())
-    built = tray.Tray(load_settings(config), config)
+    built = tray.Tray(load_settings(config), config, backend="xembed")  # pystray's dummy backend here
     built.app.start()
     yield built, config
     built.quit()

@@ -1,6 +1,7 @@
 """The real app in a real (headless) tray: Xvfb, a private session bus, dunst, trayer, driven with xdotool.
 
-`python -m tray_alerts run` runs as a subprocess with pystray's gtk backend. An alert pushed through the API
+`python -m tray_alerts run` runs as a subprocess on the XEmbed path (TRAY_ALERTS_TRAY=xembed: pystray's gtk
+backend). An alert pushed through the API
 turns the icon red and pops up; the alert is cleared from the tray menu, which pops up the recovery and turns
 the icon green; Quit in the menu, and SIGTERM, end the app with exit code 0.
 
@@ -29,19 +30,33 @@ from pathlib import Path
 import pytest
 
 import polling
+from tray_alerts.icons import CLEAR_COLOUR, ICON_COLOURS
+from tray_alerts.model import Level
 from desktop_session import (REQUIRED_TOOLS, TRAY_TOOLS, Box, DesktopError, DesktopSession, NotifyRecorder,
                              XWindow, close_to, skip_unless_tools, stop_process)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux tray (XEmbed, GTK)")
 
-ERROR_COLOUR = "#e03e2d"
-CLEAR_COLOUR = "#2eb67d"
+ERROR_COLOUR = ICON_COLOURS[Level.ERROR]
 COLOUR_TOLERANCE = 12  # per channel; GTK scales the 64 px icon into the tray, the fill keeps its colour
 EVENT = "disk_full"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 WAIT = 15.0  # the longest any single step may take (all waits are bounded and poll)
 EXIT_WAIT = 5.0
 SCREENSHOTS = os.environ.get("TRAY_ALERTS_SCREENSHOTS") == "1"
+SIGNAL_EXIT_WITHIN = 2.0
+# what a toolkit or Python prints when something went wrong: none of it belongs on a normal run's stderr
+NOISE = ("Traceback", "-CRITICAL **", "-WARNING **", "Gdk-", "Gtk-", "GLib-", "DeprecationWarning", "Exception ignored")
+
+
+def noise(stderr: str) -> list[str]:
+    """The lines of `stderr` that a toolkit or an exception wrote."""
+    return [line for line in stderr.splitlines() if any(mark in line for mark in NOISE)]
+
+
+def assert_quiet(app: TrayApp) -> None:
+    """Nothing but our own log lines on stderr."""
+    assert noise(app.stderr()) == [], app.stderr()
 
 
 def require_tray_desktop() -> None:
@@ -81,11 +96,17 @@ def free_port() -> int:
 
 
 class TrayApp:
-    """`python -m tray_alerts run` on the private desktop, with its own settings, state and log in `folder`."""
+    """`python -m tray_alerts run` on the private desktop, with its own settings, state and log in `folder`.
 
-    def __init__(self, desktop: DesktopSession, folder: Path):
+    tray: TRAY_ALERTS_TRAY for the app (None: unset, the app chooses); channels: where alerts go; bus: whether
+    the app is given the session bus's address."""
+
+    def __init__(self, desktop: DesktopSession, folder: Path, tray: str | None = "xembed",
+                 channels: str = "log, desktop", bus: bool = True):
         self.desktop = desktop
         self.folder = folder
+        self.tray = tray
+        self.bus = bus
         self.port = free_port()
         self.state_dir = folder / "state"
         self.settings = folder / "settings.ini"
@@ -96,10 +117,10 @@ log_file = {folder / "log" / "tray-alerts.log"}
 api_port = {self.port}
 
 [routing]
-info = log, desktop
-warning = log, desktop
-error = log, desktop
-critical = log, desktop
+info = {channels}
+warning = {channels}
+error = {channels}
+critical = {channels}
 
 ; the packaged disk monitor would read this machine's disk: off, so only the test raises alerts
 [monitor.disk_root]
@@ -117,7 +138,12 @@ timeout = 10s
     def start(self) -> TrayApp:
         env = self.desktop.child_env()
         env.pop("TRAY_ALERTS_CONFIG", None)
-        env["PYSTRAY_BACKEND"] = "gtk"
+        env.pop("TRAY_ALERTS_TRAY", None)
+        if self.tray is not None:
+            env["TRAY_ALERTS_TRAY"] = self.tray
+        env.pop("PYSTRAY_BACKEND", None)  # the xembed path picks gtk itself
+        if not self.bus:
+            env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         env["PYTHONUNBUFFERED"] = "1"
         for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
             env[name] = str(self.folder / "xdg" / name.lower())
@@ -309,12 +335,35 @@ def test_alert_turns_icon_red_clear_from_menu_turns_it_green_and_quit_exits_0(de
     desktop.key("End", "Return")
     assert app.wait_exit() == 0, app.describe()
     wait_until(lambda: not desktop.tray_icons(), "the icon leaving the tray")
+    assert_quiet(app)
 
 
-def test_sigterm_exits_0(desktop, app):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_exits_0_within_2_s(desktop, app, signum):
     app.start()
     app.wait_for_line("running in the tray")
     wait_for_icon_colour(desktop, CLEAR_COLOUR)
 
-    app.process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    app.process.send_signal(signum)
     assert app.wait_exit() == 0, app.describe()
+    assert time.monotonic() - started < SIGNAL_EXIT_WITHIN, app.describe()
+    assert_quiet(app)
+
+
+@pytest.mark.parametrize("bus", [True, False], ids=["no-notification-server", "no-session-bus"])
+def test_without_pop_ups_the_xembed_tray_shows_and_exits_0(tmp_path, bus):
+    """pystray's gtk backend makes a notifier at start and closes notification 0 at exit: neither may fail."""
+    require_tray_desktop()
+    with DesktopSession(notifications=False, tray=True) as bare:
+        app = TrayApp(bare, tmp_path, tray=None, channels="log", bus=bus)
+        try:
+            app.start()
+            app.wait_for_line("running in the tray")
+            wait_for_icon_colour(bare, CLEAR_COLOUR)
+            assert "XEmbed" in app.stderr(), app.stderr()
+            app.process.send_signal(signal.SIGTERM)
+            assert app.wait_exit() == 0, app.describe()
+            assert_quiet(app)
+        finally:
+            app.stop()

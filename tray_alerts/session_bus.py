@@ -48,6 +48,32 @@ async def connect() -> Any:
     except ImportError:
         raise BusUnavailable("dbus-fast is not installed (pip install dbus-fast)") from None
     try:
-        return await MessageBus().connect()
+        bus = await MessageBus().connect()
     except Exception as error:  # no address, socket refused, auth failed
         raise BusUnavailable(f"cannot reach the session D-Bus ({type(error).__name__}: {error})") from None
+    writer = getattr(bus, "_writer", None)
+    if writer is not None and hasattr(writer, "sock"):
+        writer.sock = _PatientSocket(writer.sock)
+    return bus
+
+
+class _PatientSocket:
+    """The bus socket as dbus-fast's writer sees it: a full send buffer sends 0 bytes (the writer then waits until
+    the socket is writable) instead of raising BlockingIOError, which dbus-fast 5.2 takes for a broken connection
+    and closes it (python-dbus-next issue #153; seen with icon pixmaps and a busy bus daemon). No unix fds are
+    passed on our connections, so a 0-byte sendmsg losing its ancillary data does not arise."""
+
+    def __init__(self, sock: Any):
+        self._sock = sock
+
+    def send(self, data: Any) -> int:
+        try:
+            return int(self._sock.send(data))
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def sendmsg(self, buffers: Any, ancdata: Any = ()) -> int:
+        try:
+            return int(self._sock.sendmsg(buffers, ancdata))
+        except (BlockingIOError, InterruptedError):
+            return 0

@@ -1,0 +1,64 @@
+"""The shared D-Bus loop, and the socket wrapper that keeps a full send buffer from closing the connection."""
+import asyncio
+import socket
+
+import pytest
+
+from tray_alerts import session_bus
+from tray_alerts.session_bus import BusUnavailable, _PatientSocket
+
+
+def full_pair() -> tuple[socket.socket, socket.socket]:
+    """A non-blocking unix socket pair whose sender's buffer is full: the next send would raise EAGAIN."""
+    sender, receiver = socket.socketpair()
+    sender.setblocking(False)
+    try:
+        while True:
+            sender.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return sender, receiver
+
+
+def test_a_full_send_buffer_sends_nothing_instead_of_raising():
+    sender, receiver = full_pair()
+    with sender, receiver:
+        with pytest.raises(BlockingIOError):
+            sender.send(b"more")  # what dbus-fast 5.2 takes for a broken connection
+        patient = _PatientSocket(sender)
+        assert patient.send(memoryview(b"more")) == 0
+        assert patient.sendmsg([b"more"]) == 0
+        receiver.setblocking(False)
+        while True:  # once the reader drains it, sends go through again
+            try:
+                receiver.recv(1 << 20)
+            except BlockingIOError:
+                break
+        assert patient.send(b"more") == 4
+
+
+def test_other_socket_errors_still_raise():
+    sender, receiver = socket.socketpair()
+    receiver.close()
+    with sender:
+        with pytest.raises(OSError):
+            for _ in range(100):  # the peer is gone: EPIPE, a real failure
+                _PatientSocket(sender).send(b"x" * 65536)
+
+
+def test_run_answers_from_the_loop_and_a_stall_is_a_clear_error():
+    async def answer() -> int:
+        return 42
+
+    async def stall() -> None:
+        await asyncio.sleep(3600)
+
+    assert session_bus.run(answer()) == 42
+    with pytest.raises(BusUnavailable, match="did not answer within 0.05 s"):
+        session_bus.run(stall(), timeout=0.05)
+
+
+def test_no_bus_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+    with pytest.raises(BusUnavailable, match="cannot reach the session D-Bus"):
+        session_bus.run(session_bus.connect())
