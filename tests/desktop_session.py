@@ -7,6 +7,9 @@
             [call] = recorder.wait_for(1)
             assert call.summary == "WARNING · disk_full"
 
+`DesktopSession(dunstrc=TEXT)` gives dunst a config of its own (e.g. a `dmenu` command for its context menu);
+`dunstctl(...)`, `displayed()` and `capabilities()` drive and question that dunst.
+
 With `tray=True` the session also docks `trayer` (an XEmbed system tray) at the top right of the screen; then
 `tray_icons()`, `tray_colour()`, `grab()`, `windows()`, `click()` and `key()` look at and drive what is on
 screen (python-xlib, Pillow and xdotool; all imported or run only when used):
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import selectors
 import shutil
 import struct
@@ -51,6 +55,8 @@ TOOL_PACKAGES = {
     "gdbus": "libglib2.0-bin",
     "dunst": "dunst",
     "notify-send": "libnotify-bin",
+    "dunstctl": "dunst",
+    "dbus-send": "dbus",
     # used by the tray tests
     "xdotool": "xdotool",
     "trayer": "trayer",
@@ -116,6 +122,7 @@ class DesktopSession:
     tray: also start `trayer`, an XEmbed system tray TRAY_WIDTH x TRAY_HEIGHT px at the top right of the
         screen, and wait until it owns the tray selection (needs display).
     background: paint the root window this colour ("#rrggbb") — the desktop behind screenshots.
+    dunstrc: the text of dunst's config file (default: empty, dunst's built-in defaults).
     """
 
     TRAY_WIDTH = 200
@@ -123,7 +130,7 @@ class DesktopSession:
     TRAY_TINT = "0x1d2129"  # a dark panel (with no wallpaper pixmap, trayer's "transparent" is this tint)
 
     def __init__(self, display: bool = True, notifications: bool = True, auto_activation: bool = False,
-                 timeout: float = 15.0, tray: bool = False, background: str | None = None):
+                 timeout: float = 15.0, tray: bool = False, background: str | None = None, dunstrc: str = ""):
         if notifications and not display:
             raise ValueError("dunst needs a display")
         if (tray or background) and not display:
@@ -132,6 +139,7 @@ class DesktopSession:
         self.want_notifications = notifications
         self.want_tray = tray
         self.background = background
+        self.dunstrc = dunstrc
         self.auto_activation = auto_activation
         self.timeout = timeout
         self.display: str | None = None
@@ -277,7 +285,7 @@ class DesktopSession:
     def _start_dunst(self) -> None:
         assert self.workdir is not None
         dunstrc = self.workdir / "dunstrc"
-        dunstrc.write_text("")  # defaults; never the user's ~/.config/dunst
+        dunstrc.write_text(self.dunstrc)  # by default empty: defaults; never the user's ~/.config/dunst
         process = self._spawn("dunst", ["dunst", "-config", str(dunstrc)], env=self.child_env(self._base_env()))
         deadline = time.monotonic() + self.timeout
         while True:
@@ -324,6 +332,26 @@ class DesktopSession:
         except subprocess.TimeoutExpired:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
+
+    def capabilities(self) -> list[str]:
+        """What the notification server lists in GetCapabilities (DesktopError when nobody answers)."""
+        done = self.gdbus("call", "--session", "--dest", NOTIFICATIONS, "--object-path", NOTIFICATIONS_PATH,
+                          "--method", f"{NOTIFICATIONS}.GetCapabilities", "--timeout", "2")
+        if done.returncode != 0:
+            raise DesktopError(f"GetCapabilities failed: {done.stderr.strip()}")
+        return re.findall(r"'([^']*)'", done.stdout)
+
+    def dunstctl(self, *args: str, timeout: float = 5.0) -> str:
+        """Run `dunstctl ARGS` against this session's dunst; its output (DesktopError when it fails)."""
+        done = subprocess.run(["dunstctl", *args], env=self.child_env(), capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise DesktopError(f"dunstctl {' '.join(args)} failed: {(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+    def displayed(self) -> int:
+        """How many pop-ups dunst shows right now (`dunstctl count displayed`)."""
+        return int(self.dunstctl("count", "displayed").strip())
 
     def name_has_owner(self, name: str) -> bool:
         done = self.gdbus("call", "--session", "--dest", "org.freedesktop.DBus", "--object-path",
@@ -649,10 +677,29 @@ class NotifyCall:
     hints: dict[str, Any] = field(default_factory=dict)
     expire_timeout: int = -1
     sender: str | None = None
+    serial: int = 0
+    returned_id: int | None = None  # the id the server answered with, once its reply has been seen
 
     @property
     def title(self) -> str:
         return self.summary
+
+    @property
+    def action_labels(self) -> dict[str, str]:
+        """The actions offered, as action key -> label shown."""
+        return dict(zip(self.actions[0::2], self.actions[1::2]))
+
+    @property
+    def desktop_entry(self) -> str | None:
+        return self.hints.get("desktop-entry")
+
+    @property
+    def sound_name(self) -> str | None:
+        return self.hints.get("sound-name")
+
+    @property
+    def category(self) -> str | None:
+        return self.hints.get("category")
 
     @property
     def icon(self) -> str:
@@ -665,8 +712,29 @@ class NotifyCall:
         return self.hints.get("urgency")
 
 
+@dataclass
+class ActionInvoked:
+    """An ActionInvoked signal: someone picked `action_key` on pop-up `notification_id`; `sender` sent it."""
+
+    notification_id: int
+    action_key: str
+    sender: str | None = None
+
+
+@dataclass
+class NotificationClosed:
+    """A NotificationClosed signal (reason 1 expired, 2 dismissed, 3 closed by CloseNotification, 4 other)."""
+
+    notification_id: int
+    reason: int
+    sender: str | None = None
+
+
 class NotifyRecorder:
     """Records Notify calls on a bus with `dbus-monitor --pcap` and parses them exactly (no text scraping).
+
+    Also recorded: the id each Notify call got back (`NotifyCall.returned_id`), CloseNotification calls
+    (`close_calls`, the ids) and the server's ActionInvoked / NotificationClosed signals (`signals`).
 
     start() returns once the monitor is known to be listening (a probe signal came back through it);
     sync() does the same later, so after `sync()` every call made before it has been recorded — that is
@@ -679,6 +747,8 @@ class NotifyRecorder:
         self.desktop = desktop
         self.timeout = timeout
         self.calls: list[NotifyCall] = []
+        self.close_calls: list[int] = []
+        self.signals: list[ActionInvoked | NotificationClosed] = []
         self._probes: set[str] = set()
         self._condition = threading.Condition()
         self._process: subprocess.Popen | None = None
@@ -697,6 +767,9 @@ class NotifyRecorder:
         if not self.desktop.bus_address:
             raise DesktopError("the desktop session has no bus yet")
         rules = [f"type='method_call',interface='{NOTIFICATIONS}',member='Notify'",
+                 f"type='method_call',interface='{NOTIFICATIONS}',member='CloseNotification'",
+                 f"type='method_return',sender='{NOTIFICATIONS}'",
+                 f"type='signal',interface='{NOTIFICATIONS}'",
                  f"type='signal',interface='{self.PROBE_INTERFACE}'"]
         self._stderr_file = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
@@ -750,6 +823,20 @@ class NotifyRecorder:
             raise AssertionError(f"expected {count} Notify call(s) within {timeout or self.timeout:g} s, "
                                  f"got {len(calls)}: {calls!r}{self._why(prefix='; ')}")
         return calls
+
+    def wait_until(self, probe: Callable[[NotifyRecorder], T], what: str, timeout: float | None = None) -> T:
+        """What `probe(self)` returns once it is truthy, checked whenever something is recorded (bounded)."""
+        with self._condition:
+            found = self._condition.wait_for(lambda: probe(self) or self._gone(), timeout=timeout or self.timeout)
+            value = probe(self)
+        if not value:
+            raise AssertionError(f"no {what} within {timeout or self.timeout:g} s (last: {found!r}); calls "
+                                 f"{self.calls!r}, signals {self.signals!r}{self._why(prefix='; ')}")
+        return value
+
+    def returned_id(self, call: NotifyCall, timeout: float | None = None) -> int:
+        """The id the server answered `call` with (waits for the reply)."""
+        return self.wait_until(lambda _: call.returned_id, f"reply to {call.summary!r}", timeout)
 
     def _gone(self) -> bool:
         return self._error is not None or (self._thread is not None and not self._thread.is_alive())
@@ -806,7 +893,18 @@ class NotifyRecorder:
             elif message.kind == 1 and message.interface == NOTIFICATIONS and message.member == "Notify":
                 app_name, replaces_id, app_icon, summary, body, actions, hints, expire = message.body
                 self.calls.append(NotifyCall(app_name, replaces_id, app_icon, summary, body, list(actions),
-                                             dict(hints), expire, message.sender))
+                                             dict(hints), expire, message.sender, message.serial))
+            elif message.kind == 1 and message.interface == NOTIFICATIONS and message.member == "CloseNotification":
+                self.close_calls.append(message.body[0])
+            elif message.kind == 2 and message.signature == "u":
+                for call in self.calls:
+                    if call.serial == message.reply_serial and call.sender == message.destination:
+                        call.returned_id = message.body[0]
+            elif message.kind == 4 and message.interface == NOTIFICATIONS:
+                if message.member == "ActionInvoked" and message.signature == "us":
+                    self.signals.append(ActionInvoked(message.body[0], message.body[1], message.sender))
+                elif message.member == "NotificationClosed" and message.signature == "uu":
+                    self.signals.append(NotificationClosed(message.body[0], message.body[1], message.sender))
             self._condition.notify_all()
 
 
@@ -822,9 +920,12 @@ class Message:
     sender: str | None
     signature: str
     body: list[Any]
+    reply_serial: int | None = None
+    destination: str | None = None
 
 
-_HEADER_FIELDS = {1: "path", 2: "interface", 3: "member", 7: "sender", 8: "signature"}
+_HEADER_FIELDS = {1: "path", 2: "interface", 3: "member", 5: "reply_serial", 6: "destination", 7: "sender",
+                  8: "signature"}
 _FIXED = {"y": ("B", 1), "b": ("I", 4), "n": ("h", 2), "q": ("H", 2), "i": ("i", 4), "u": ("I", 4),
           "x": ("q", 8), "t": ("Q", 8), "d": ("d", 8), "h": ("I", 4)}
 
@@ -844,7 +945,7 @@ def parse_message(blob: bytes) -> Message:
     body = [body_reader.read(sig) for sig in split_signature(signature)]
     named = {_HEADER_FIELDS[code]: value for code, value in fields.items() if code in _HEADER_FIELDS}
     return Message(kind, serial, named.get("path"), named.get("interface"), named.get("member"),
-                   named.get("sender"), signature, body)
+                   named.get("sender"), signature, body, named.get("reply_serial"), named.get("destination"))
 
 
 def split_signature(signature: str) -> list[str]:

@@ -44,6 +44,9 @@ EXPECTED = {
     "channel_max_per_minute_not_a_number.ini": " [channel.log] max_per_minute: not a whole number: 'ten'",
     "channel_name_is_not_a_type.ini": " [channel.pager]: unknown channel type 'pager'",
     "channel_unknown_type.ini": " [channel.pager] type: unknown channel type 'pagerduty'",
+    "desktop_sound_not_a_theme_name.ini": " [channel.desktop] sound_critical: not a sound name from the freedesktop"
+                                          " sound theme (like dialog-warning or alarm-clock-elapsed):"
+                                          " '/usr/share/sounds/alarm.oga'",
     "desktop_timeout_not_a_duration.ini": " [channel.desktop] timeout: not a duration: 'forever'",
     "duplicate_key.ini": " [alerts] log_level: line 3: key appears twice",
     "duplicate_key_different_case.ini": " [routing] info: line 3: key appears twice",

@@ -96,3 +96,9 @@ def test_an_unknown_action_is_logged_and_changes_nothing(app, caplog):
 ])
 def test_only_http_urls_with_a_host_are_opened(value, url):
     assert web_url(value) == url
+
+
+def test_acknowledge_or_mute_of_what_is_no_longer_active_changes_nothing(app):
+    app.pop_up_action("tray-alerts", "mute")  # a storm summary's pop-up, say: never mutes the app's own event
+    app.pop_up_action("gone", "ack")
+    assert app.engine.mutes() == {} and app.engine.active_events() == []

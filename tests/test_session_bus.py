@@ -62,3 +62,37 @@ def test_no_bus_is_one_clear_line(monkeypatch):
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
     with pytest.raises(BusUnavailable, match="cannot reach the session D-Bus"):
         session_bus.run(session_bus.connect())
+
+
+def test_a_timeout_inside_the_coroutine_is_its_own_error_not_the_bus_stalling():
+    async def times_out() -> None:
+        raise TimeoutError("the server took too long")
+
+    with pytest.raises(TimeoutError, match="the server took too long"):
+        session_bus.run(times_out())
+
+
+def test_run_on_the_loops_own_thread_is_refused_not_a_deadlock():
+    async def inner() -> int:
+        return 1
+
+    async def outer() -> str:
+        coroutine = inner()
+        try:
+            session_bus.run(coroutine)
+        except RuntimeError as error:
+            return str(error)
+        return "ran"
+
+    assert "own thread" in session_bus.run(outer())
+
+
+def test_the_user_bus_under_xdg_runtime_dir_is_found_without_an_address(tmp_path, monkeypatch):
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert session_bus._address() is None  # no socket there: dbus-fast says what is missing
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "bus"))
+        assert session_bus._address() == f"unix:path={tmp_path / 'bus'}"
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/x")
+    assert session_bus._address() is None  # an address given wins

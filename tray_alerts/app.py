@@ -59,7 +59,9 @@ class App:
     def pop_up_action(self, event: str, action: str) -> None:
         """A pop-up's button: `ack` acknowledges, `mute` mutes for an hour, `default` (Open) opens the alert's
         `url` from its context, else the tray's details of it."""
-        if action == "ack":
+        if action in ("ack", "mute") and event not in {record.event for record in self.engine.active_events()}:
+            log.info("pop-up action %s for %s: it is no longer active", action, event)
+        elif action == "ack":
             self.engine.acknowledge(event, wait=0.0)
         elif action == "mute":
             self.engine.mute(event, self.engine.clock.time() + POP_UP_MUTE)

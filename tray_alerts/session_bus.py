@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
@@ -28,12 +30,25 @@ def loop() -> asyncio.AbstractEventLoop:
 
 def run(coroutine: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
     """Run `coroutine` on the D-Bus loop and wait for it (from any thread but the loop's own)."""
+    if on_loop_thread():
+        coroutine.close()
+        raise RuntimeError("session_bus.run called on the D-Bus loop's own thread: it would wait for itself")
     future = asyncio.run_coroutine_threadsafe(coroutine, loop())
     try:
         return future.result(timeout)
     except FutureTimeout:
+        if future.done():  # the coroutine itself raised TimeoutError (the same class since 3.11): its own error
+            raise
         future.cancel()
         raise BusUnavailable(f"the session bus did not answer within {timeout:g} s") from None
+
+
+def on_loop_thread() -> bool:
+    """Whether this is the D-Bus loop's own thread (which must never wait for the bus)."""
+    try:
+        return asyncio.get_running_loop() is _loop
+    except RuntimeError:
+        return False
 
 
 def call_soon(callback: Any, *args: Any) -> None:
@@ -48,13 +63,24 @@ async def connect() -> Any:
     except ImportError:
         raise BusUnavailable("dbus-fast is not installed (pip install dbus-fast)") from None
     try:
-        bus = await MessageBus().connect()
+        bus = await MessageBus(bus_address=_address()).connect()
     except Exception as error:  # no address, socket refused, auth failed
         raise BusUnavailable(f"cannot reach the session D-Bus ({type(error).__name__}: {error})") from None
     writer = getattr(bus, "_writer", None)
     if writer is not None and hasattr(writer, "sock"):
         writer.sock = _PatientSocket(writer.sock)
     return bus
+
+
+def _address() -> str | None:
+    """DBUS_SESSION_BUS_ADDRESS, else the systemd user bus at $XDG_RUNTIME_DIR/bus as libdbus finds it (dbus-fast
+    does not look there); None lets dbus-fast say what is missing."""
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return None
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime, "bus").is_socket():
+        return f"unix:path={Path(runtime, 'bus')}"
+    return None
 
 
 class _PatientSocket:
