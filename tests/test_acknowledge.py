@@ -6,7 +6,7 @@ import requests
 
 from conftest import ROUTES, RecordingChannel
 from test_api import TOKEN, stop_quickly
-from test_cli import cli, settings_file  # noqa: F401  (a fixture)
+from test_cli import cli, settings_file  # noqa: F401  (settings_file is a fixture)
 from tray_alerts import Engine, Level
 from tray_alerts.api import PushApi
 from tray_alerts.clock import FakeClock
@@ -139,3 +139,68 @@ def test_the_command_line_acknowledges(settings_file):  # noqa: F811
     assert "not active" in cli(settings_file, "ack", "other").stdout
     status = cli(settings_file, "status").stdout
     assert "disk" in status and "acknowledged" in status
+
+
+class PopUpChannel(RecordingChannel):
+    """A channel whose notifications can be taken back, like the desktop's pop-ups."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.withdrawn: list[str] = []
+
+    def withdraw(self, event: str) -> None:
+        self.withdrawn.append(event)
+
+
+def test_acknowledging_or_muting_takes_the_pop_up_back_and_nothing_else(state_path):
+    from polling import wait_until
+
+    desktop, slack = PopUpChannel("desktop"), RecordingChannel("slack")
+    with Engine({"desktop": desktop, "slack": slack}, {"error": ["desktop", "slack"]}, state_path) as engine:
+        engine.raise_alert("api", "error", "api down")
+        engine.raise_alert("disk", "error", "disk full")
+        engine.acknowledge("api")
+        wait_until(lambda: desktop.withdrawn == ["api"], "the acknowledged alert's pop-up taken back")
+        engine.acknowledge("api")  # already acknowledged: nothing more
+        engine.mute("disk", engine.clock.time() + 3600)
+        wait_until(lambda: desktop.withdrawn == ["api", "disk"], "the muted alert's pop-up taken back")
+        engine.mute("disk", None)  # unmuting brings nothing back and takes nothing
+    assert desktop.withdrawn == ["api", "disk"] and len(slack.sent) == 2 and len(desktop.sent) == 2
+
+
+def test_a_reminder_already_waiting_is_dropped_when_the_alert_is_acknowledged(tmp_path, clock):
+    slack = RecordingChannel("slack")
+    with Engine({"slack": slack}, {"error": ["slack"]}, tmp_path / "s.db", retry_in_background=False,
+                reminders=ReminderPolicy(levels={Level.ERROR: 600}), clock=clock) as engine:
+        engine.raise_alert("api", "error", "api down")
+        engine.mute("api", clock.time() + 3600)
+        clock.advance(600)
+        engine.tick()  # the reminder is written, held by the mute
+        assert engine.wait_idle() and [row.kind for row in engine.pending()] == ["reminder"]
+        engine.acknowledge("api")
+        assert engine.pending() == []
+        clock.advance(3600)  # the mute ends: nothing waits to go out
+        engine.tick()
+        assert engine.wait_idle()
+        dropped = [h for h in engine.history(event="api") if h.detail == "dropped: the alert was acknowledged"]
+    assert [a.reminder for a in slack.sent] == [False] and len(dropped) == 1 and dropped[0].ok is None
+
+
+def test_a_schema_5_files_hold_lines_no_longer_count_as_failures(channels, state_path):
+    from tray_alerts.state import StateStore
+
+    with Engine(channels, ROUTES, state_path) as engine:
+        engine.raise_alert("disk", "warning", "disk at 91%")
+    db = sqlite3.connect(state_path)
+    db.execute("INSERT INTO history (at, event, kind, level, message, channel, ok, detail) VALUES"
+               " (9e9, 'disk', 'delivery', 'warning', 'm', 'slack', 0, 'held while snoozed until 14:30:00')")
+    db.execute("INSERT INTO history (at, event, kind, level, message, channel, ok, detail) VALUES"
+               " (9e9, 'disk', 'delivery', 'warning', 'm', 'email', 0, 'HTTP 500')")
+    db.executescript("ALTER TABLE events DROP COLUMN acknowledged_at; PRAGMA user_version=5;")
+    db.close()
+    store = StateStore(state_path)
+    try:
+        health = store.channel_health()
+    finally:
+        store.close()
+    assert health["slack"].last_ok is True and health["email"].last_ok is False  # a real failure stays one

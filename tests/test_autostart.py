@@ -39,3 +39,36 @@ def test_windows_startup_script_uses_pythonw(monkeypatch, tmp_path):
     assert text.startswith("@echo off\r\n") and 'start "" "C:\\Python311\\pythonw.exe" "-m" "tray_alerts" "run"' in text
     assert autostart.entry_path("win32") == tmp_path / "Microsoft" / "Windows" / "Start Menu" / "Programs" / \
         "Startup" / "tray-alerts.cmd"
+
+
+def test_the_launcher_the_pop_ups_name_is_written_once_and_kept_current(tmp_path, monkeypatch):
+    from tray_alerts.channels.desktop import DESKTOP_ENTRY
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    path = autostart.install_launcher()
+    assert path == tmp_path / "applications" / f"{DESKTOP_ENTRY}.desktop"  # what the desktop-entry hint names
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.read(path)
+    desktop = entry["Desktop Entry"]
+    assert desktop["Name"] == "tray-alerts" and desktop["Exec"].endswith("-m tray_alerts run")
+    assert "X-GNOME-Autostart-enabled" not in desktop  # a launcher, not a login entry
+    assert autostart.install_launcher() is None  # already current: not written again
+    settings = tmp_path / "mine.ini"
+    assert autostart.install_launcher(str(settings)) == path  # another settings file: brought up to date
+    assert str(settings) in path.read_text()
+
+
+def test_the_tray_app_writes_its_launcher_in_the_users_data_folder(tmp_path):
+    from desktop_session import DesktopSession, skip_unless_tools
+    from test_tray_e2e import TrayApp
+
+    skip_unless_tools("Xvfb", "dbus-daemon")
+    with DesktopSession(notifications=False) as session:
+        app = TrayApp(session, tmp_path, tray="sni", channels="log")
+        try:
+            app.start()
+            app.wait_for_line("running in the tray")
+        finally:
+            app.stop()
+    launcher = tmp_path / "xdg" / "xdg_data_home" / "applications" / "tray-alerts.desktop"
+    assert launcher.exists() and str(app.settings) in launcher.read_text()

@@ -313,3 +313,19 @@ def test_signals_for_only_what_changed():
     assert removed == [[6, ["icon-data"]]]
     assert signals_for(old, Shown(icon, (), old.tooltip, "Active", menu, 4), Changes(parents=(0, 7))) == [
         ("LayoutUpdated", (4, 0)), ("LayoutUpdated", (4, 7))]
+
+
+def test_an_icon_drawn_per_size_reaches_the_host_as_drawn_not_shrunk():
+    from tray_alerts import icons
+    from tray_alerts.model import Level
+    from tray_alerts.sni import argb32, fingerprint, pixmaps
+    from tray_alerts.tray_view import PANEL_SIZES, IconLook, icon_images
+
+    drawn = icon_images(IconLook(Level.WARNING, 42))
+    sent = pixmaps(drawn)
+    assert [(width, height) for width, height, _ in sent] == [(size, size) for size in PANEL_SIZES]
+    small = icons.draw_icon(Level.WARNING, 42, 16)  # "9+" in the pixel font
+    assert sent[0][2] == argb32(small.convert("RGBA"))
+    assert sent[0][2] != pixmaps(icons.draw_icon(Level.WARNING, 42, 64))[0][2]  # what shrinking 64 px gave
+    assert fingerprint(drawn) == fingerprint(icon_images(IconLook(Level.WARNING, 42)))
+    assert fingerprint(drawn) != fingerprint(icon_images(IconLook(Level.WARNING, 43)))

@@ -96,3 +96,33 @@ def test_the_user_bus_under_xdg_runtime_dir_is_found_without_an_address(tmp_path
         assert session_bus._address() == f"unix:path={tmp_path / 'bus'}"
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/x")
     assert session_bus._address() is None  # an address given wins
+
+
+def test_a_bus_that_is_slow_to_answer_at_login_still_counts_as_a_bus(monkeypatch):
+    from tray_alerts import desktop_env
+
+    def slow(coroutine, timeout=5.0):
+        coroutine.close()
+        raise session_bus.BusTimeout("the session bus did not answer within 2 s")
+
+    def absent(coroutine, timeout=5.0):
+        coroutine.close()
+        raise BusUnavailable("cannot reach the session D-Bus (FileNotFoundError: …)")
+
+    monkeypatch.setattr(session_bus, "run", slow)
+    assert desktop_env._bus_probe() == (True, False)  # so the SNI item starts and waits for its host
+    monkeypatch.setattr(session_bus, "run", absent)
+    assert desktop_env._bus_probe() == (False, False)
+
+
+def test_every_connection_gets_the_patient_socket(monkeypatch):
+    from desktop_session import DesktopSession, skip_unless_tools
+
+    skip_unless_tools("dbus-daemon")
+    with DesktopSession(display=False, notifications=False) as session:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session.env["DBUS_SESSION_BUS_ADDRESS"])
+        bus = session_bus.run(session_bus.connect())
+        try:  # if dbus-fast renamed its writer, this says so instead of the patch silently doing nothing
+            assert isinstance(bus._writer.sock, _PatientSocket)
+        finally:
+            bus.disconnect()

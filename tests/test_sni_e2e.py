@@ -8,11 +8,10 @@ ItemsPropertiesUpdated for a changed row (an open menu stays open), LayoutUpdate
 seen by the host; an item started before its panel, or outliving a panel restart, is registered within seconds.
 The 40 s quiet spell (no signal while unchanged updates keep coming) runs on both hosts.
 
-TRAY_ALERTS_SCREENSHOTS=1 also writes docs/screenshot-sni-xfce.png and docs/screenshot-sni-lxqt.png (menu open).
+The README's pictures of the real app's menu on these panels come from tests/test_desktop_app_e2e.py.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -42,8 +41,6 @@ CLEAR_COLOUR = "#2eb67d"
 WAIT = 10.0          # the longest one step may take (every wait polls and says what it waited for)
 REGISTER_WAIT = 5.0  # "within seconds of the panel starting"
 QUIET_SPELL = 40.0
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-SCREENSHOTS = os.environ.get("TRAY_ALERTS_SCREENSHOTS") == "1"
 NOW = 1_700_000_000.0  # one fixed moment, so the menu's durations do not tick between two updates
 MENU = "com.canonical.dbusmenu"
 ITEM = "org.kde.StatusNotifierItem"
@@ -391,7 +388,7 @@ def test_the_host_shows_our_menu_and_a_click_in_it_runs_the_action(session, kind
                      menu_icon=level_png)
     show(tray, calls, firing("disk_root"), firing("api_down", "warning", "HTTP 503 & slow"))
     tray.start()
-    icon = click_icon(session, host, button=3)
+    click_icon(session, host, button=3)
     [menu_window] = wait_until(lambda: menu_windows(session, kind), f"{kind}'s menu window")
     assert refreshed.wait(WAIT), "the host opened the menu without AboutToShow"
     members = [f"{message.interface}.{message.member}" for message in recorder.since(0) if message.kind == 1]
@@ -404,12 +401,8 @@ def test_the_host_shows_our_menu_and_a_click_in_it_runs_the_action(session, kind
 
     # the first enabled row is the worst alert: Right opens its submenu (Home in GTK, Down in Qt selects it)
     session.key("Home" if kind == "xfce" else "Down", "Right")
-    submenu = wait_until(lambda: [window for window in menu_windows(session, kind) if window.id != menu_window.id],
-                         "the alert's submenu")
-    if SCREENSHOTS:
-        panel = host.panel_box()
-        shot = icon.union(menu_window.box, *(window.box for window in submenu)).grow(12)
-        session.grab(Box(shot.left, panel.top, shot.right, shot.bottom)).save(DOCS / f"screenshot-sni-{kind}.png")
+    wait_until(lambda: [window for window in menu_windows(session, kind) if window.id != menu_window.id],
+               "the alert's submenu")
     # Left closes the submenu (Escape would close the whole menu in GTK), back on the first alert; the main
     # menu's last row is Quit: End selects it in GTK, Up from the first enabled row wraps round to it in Qt
     session.key("Left", "End" if kind == "xfce" else "Up", "Return")
@@ -494,7 +487,7 @@ def test_a_quiet_spell_sends_nothing(session, kind, host, probe, make_tray, reco
         updates += 1
         time.sleep(0.25)
     tray_sync(recorder, tray)
-    assert updates > 100
+    assert updates > 40  # about 160 unless the machine is very busy
     assert emitted(recorder, tray, start) == []
     registrations = [m for m in recorder.since(start) if m.member == "RegisterStatusNotifierItem"]
     assert registrations == []
@@ -515,8 +508,8 @@ def test_needs_attention_is_sent_and_seen_by_the_host(session, kind, host, probe
         wait_until(lambda: [m for m in recorder.since(0) if m.member in ("Get", "GetAll")
                             and m.body[:1] == [ITEM] and m.body[1:2] in ([], ["Title"])],
                    "lxqt-panel to read our Title")
-        time.sleep(1.0)  # bounded: the host hides the item as it learns its title; a second for it to draw
-        assert icon_on_panel(host, WARNING_COLOUR) is None, "lxqt-panel shows an auto-hide item that is Active"
+        wait_until(lambda: icon_on_panel(host, WARNING_COLOUR) is None,  # it hides the item as it learns its title
+                   "lxqt-panel to hide an auto-hide item that is Active")
     else:
         wait_until(lambda: icon_on_panel(host, WARNING_COLOUR), "our warning-coloured icon on the panel")
     tray_sync(recorder, tray)

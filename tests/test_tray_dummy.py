@@ -1,4 +1,4 @@
-"""tray._to_pystray on pystray's dummy backend: the traymenu Items become pystray items that do the same.
+"""tray_icons._to_pystray on pystray's dummy backend: the traymenu Items become pystray items that do the same.
 
 The backend is chosen when pystray is imported, so PYSTRAY_BACKEND=dummy must be set first. Icon.run() is never
 called (on the dummy backend it leaves a thread behind that hangs pytest), and tray.Tray is never built.
@@ -21,7 +21,7 @@ if os.environ["PYSTRAY_BACKEND"] != "dummy":
 try:
     import pystray
 
-    from tray_alerts import tray
+    from tray_alerts import tray, tray_icons
 finally:
     if _we_set_backend:  # chosen now; keep it out of subprocesses other tests start
         os.environ.pop("PYSTRAY_BACKEND", None)
@@ -65,7 +65,7 @@ def state(snoozed: bool = False, monitors: bool = True) -> TrayState:
 
 
 def converted(tray_state: TrayState, actions: Actions) -> list:
-    return [tray._to_pystray(item) for item in menu(tray_state, actions)]
+    return [tray_icons._to_pystray(item) for item in menu(tray_state, actions)]
 
 
 def by_text(items, text: str):
@@ -80,7 +80,7 @@ def test_the_dummy_backend_is_in_use():
 
 
 def test_separators_map_to_pystray_separator():
-    assert tray._to_pystray(SEPARATOR) is pystray.Menu.SEPARATOR
+    assert tray_icons._to_pystray(SEPARATOR) is pystray.Menu.SEPARATOR
     items = converted(state(), Recorder().actions)
     separators = [i for i, item in enumerate(menu(state(), Recorder().actions)) if item.is_separator]
     assert separators and all(items[i] is pystray.Menu.SEPARATOR for i in separators)
@@ -161,24 +161,24 @@ def test_no_monitors_line_is_disabled(rec):
 
 
 def test_items_without_action_are_disabled_even_if_marked_enabled(icon):
-    item = tray._to_pystray(Item("just a label"))
+    item = tray_icons._to_pystray(Item("just a label"))
     assert item.text == "just a label" and not item.enabled and item.submenu is None
     assert item(icon) is None
 
 
 def test_default_flag_is_passed_through(icon):
     calls = []
-    item = tray._to_pystray(Item("open", lambda: calls.append("open"), default=True))
+    item = tray_icons._to_pystray(Item("open", lambda: calls.append("open"), default=True))
     assert item.default and item.enabled
     menu_ = pystray.Menu(item)
     menu_(icon)  # the platform's "activate the icon" runs the default item
     assert calls == ["open"]
-    assert not tray._to_pystray(Item("other", lambda: None)).default
+    assert not tray_icons._to_pystray(Item("other", lambda: None)).default
 
 
 def test_a_lazy_pystray_menu_like_the_trays_rebuilds_from_state(rec, icon):
     current = {"state": state()}
-    lazy = pystray.Menu(lambda: [tray._to_pystray(item) for item in menu(current["state"], rec.actions)])
+    lazy = pystray.Menu(lambda: [tray_icons._to_pystray(item) for item in menu(current["state"], rec.actions)])
     assert [item.text for item in lazy][0] == "2 active alerts"
     current["state"] = TrayState([], now=NOW)
     visible = list(lazy)  # pystray drops leading/trailing and doubled separators

@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 import pytest
 
 from tray_alerts import desktop_env
 from tray_alerts.desktop_env import HEADLESS, NATIVE, SNI, XEMBED, choose_backend
+from tray_alerts.display import clock as time_of_day
 from tray_alerts.lifecycle import ActiveEvent
-from tray_alerts.model import Level
-from tray_alerts.tray import (REFRESH_INTERVAL, STATUS_ACTIVE, STATUS_ATTENTION, IconLook, Refresher, View,
-                              ViewBuilder, build_view, icon_look)
+from tray_alerts.model import Level, from_timestamp
+from tray_alerts.tray_view import (REFRESH_INTERVAL, STATUS_ACTIVE, STATUS_ATTENTION, IconLook, Refresher, View,
+                                   ViewBuilder, build_view, details, icon_look, past_details)
 from tray_alerts.traymenu import Actions, Item, TrayState
 
 NOW = 1_800_000_000.0
@@ -90,8 +92,9 @@ class FakeIcon:
 
 
 def alert(event: str = "disk_full", level: Level = Level.ERROR, since: float = NOW - 120,
-          acknowledged_at: float | None = None) -> ActiveEvent:
-    return ActiveEvent(event, level, f"{event} is bad", {}, since, since, 1, since, acknowledged_at=acknowledged_at)
+          acknowledged_at: float | None = None, **more) -> ActiveEvent:
+    return ActiveEvent(event, level, f"{event} is bad", more.pop("context", {}), since, since, more.pop("seen", 1),
+                       since, acknowledged_at=acknowledged_at, **more)
 
 
 def find(items, key: str) -> Item:
@@ -266,7 +269,7 @@ def test_a_snooze_ending_is_noticed_with_no_refresh(world, icon, clock):
 
 
 def test_a_failing_build_is_logged_once_and_refreshing_goes_on(world, icon, clock, caplog):
-    logger = logging.getLogger("tray_alerts.tray")  # the app's logging setup may have stopped propagation
+    logger = logging.getLogger("tray_alerts.tray_view")  # the app's logging setup may have stopped propagation
     logger.addHandler(caplog.handler)
     r, _ = refresher(world, icon, clock)
     r.tick()
@@ -359,6 +362,45 @@ def test_views_compare_by_what_is_seen_not_by_their_actions():
     assert build_view(renamed, Recorder().actions) != first
 
 
+def hhmm(moment: float) -> str:
+    return time.strftime("%H:%M", time.localtime(moment))
+
+
+def test_details_say_what_the_alerts_submenu_says_and_who_was_told():
+    record = alert(level=Level.CRITICAL, since=NOW - 720, seen=3, context={"mount": "/var", "used": "97%"},
+                   told=frozenset({"log", "desktop"}))
+    shown = details(record, NOW, Recorder().actions)
+    assert (shown.event, shown.level, shown.resolved) == ("disk_full", Level.CRITICAL, False)
+    fired = time_of_day(from_timestamp(NOW - 720), seconds=False)  # as the submenu says it (the date when not today)
+    assert shown.message.splitlines() == [
+        "Level: critical", "disk_full is bad", f"since {fired} · 12 min", f"seen 3 times, last {fired}",
+        "mount: /var", "used: 97%", "told: desktop, log", "not acknowledged"]
+
+
+def test_details_of_an_acknowledged_muted_alert_told_to_nobody():
+    record = alert(acknowledged_at=NOW - 60)
+    lines = details(record, NOW, Recorder().actions, muted_until=NOW + 1800).message.splitlines()
+    assert lines[-3:] == ["told: no channel yet", f"Acknowledged {hhmm(NOW - 60)}", f"Muted until {hhmm(NOW + 1800)}"]
+    assert "not acknowledged" not in lines
+
+
+def test_past_details_list_the_events_newest_history():
+    from datetime import datetime, timezone
+
+    from tray_alerts.state import HistoryEntry
+
+    at = datetime.fromtimestamp(NOW, timezone.utc)
+    history = [HistoryEntry(2, at, "disk_full", "cleared", Level.ERROR, "cleared by hand", None, None, ""),
+               HistoryEntry(1, at, "disk_full", "fired", Level.ERROR, "disk at 97%", None, None, "")]
+    shown = past_details("disk_full", history)
+    assert (shown.event, shown.level, shown.resolved) == ("disk_full", Level.ERROR, True)
+    lines = shown.message.splitlines()
+    assert lines[0] == "disk_full is no longer active" and len(lines) == 3
+    assert lines[1].endswith("disk_full cleared (error): cleared by hand")
+    assert lines[2].endswith("disk_full fired (error): disk at 97%")
+    assert past_details("gone", []).message == "gone is no longer active"
+
+
 # ---- which backend -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("platform, watcher, xembed, bus, display, wanted, backend, waits", [
@@ -435,7 +477,7 @@ def test_the_sni_path_imports_no_toolkit():
     """Importing the tray module and the SNI item loads neither pystray nor GTK (a fresh interpreter)."""
     import subprocess
 
-    code = ("import sys; import tray_alerts.tray, tray_alerts.sni; "
+    code = ("import sys; import tray_alerts.tray, tray_alerts.tray_icons, tray_alerts.sni; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pystray', 'gi', 'Xlib')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -452,6 +494,8 @@ class FakeTrayIcon(FakeIcon):
     def __init__(self) -> None:
         super().__init__()
         self.stopped = threading.Event()
+        self.notified: list[str] = []
+        self.can_notify = False
 
     def show(self, view: View, before: View | None) -> None:
         self.push(view, before)
@@ -464,7 +508,19 @@ class FakeTrayIcon(FakeIcon):
         self.stopped.set()
 
     def notify(self, message: str) -> bool:
-        return False
+        if self.can_notify:
+            self.notified.append(message)
+        return self.can_notify
+
+
+class PopUpChannel:
+    """A desktop channel that records what it is asked to show."""
+
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def send(self, alert) -> None:
+        self.sent.append(alert)
 
 
 @pytest.fixture
@@ -524,3 +580,42 @@ def test_about_to_show_refreshes_the_tray_durations(running_tray):
     offset["seconds"] = 7 * 60
     built.about_to_show()  # what SniTray calls (on a worker thread) when a host is about to show the menu
     assert since_line(icon.pushed[-1]).endswith("· 7 min"), since_line(icon.pushed[-1])
+
+
+def test_open_on_a_pop_up_shows_the_trays_details_in_its_place_also_after_a_reload(running_tray, monkeypatch):
+    from tray_alerts.wiring import ChannelSet
+
+    built, _, _, _ = running_tray
+    engine = built.app.engine
+    engine.raise_alert("disk_full", "error", "disk at 96%", mount="/var")
+    popups = PopUpChannel()
+    monkeypatch.setattr(built.app, "channels", ChannelSet({"desktop": popups}, {}))
+    built.app.pop_up_action("disk_full", "default")  # Open, as the desktop channel's action thread calls it
+    [shown] = popups.sent
+    [record] = engine.active_events()
+    assert (shown.event, shown.level, shown.resolved) == ("disk_full", Level.ERROR, False)
+    lines = shown.message.splitlines()
+    assert lines[:2] == ["Level: error", "disk at 96%"] and "mount: /var" in lines
+    assert lines[-2:] == [f"told: {', '.join(sorted(record.told)) or 'no channel yet'}", "not acknowledged"]
+
+    engine.acknowledge("disk_full")
+    built.reload()  # a new App: Open still reaches the tray
+    assert built.app.on_open == built.show_details
+    monkeypatch.setattr(built.app, "channels", ChannelSet({"desktop": popups}, {}))
+    built.app.pop_up_action("disk_full", "default")
+    assert popups.sent[-1].message.splitlines()[-1].startswith("Acknowledged ")
+
+    built.app.engine.clear_alert("disk_full", "cleared by hand")
+    built.app.pop_up_action("disk_full", "default")  # Open on the recovery's pop-up
+    gone = popups.sent[-1]
+    assert gone.resolved and gone.message.splitlines()[0] == "disk_full is no longer active"
+    assert any(line.endswith("cleared by hand") for line in gone.message.splitlines()[1:])
+
+
+def test_with_no_desktop_channel_open_uses_the_icons_own_pop_up(running_tray):
+    built, icon, _, _ = running_tray  # [channel.desktop] is off here, as on a desktop with no pop-up server
+    icon.can_notify = True
+    built.app.engine.raise_alert("api_down", "warning", "HTTP 503")
+    built.app.pop_up_action("api_down", "default")
+    [text] = icon.notified
+    assert text.splitlines()[:3] == ["WARNING · api_down", "Level: warning", "HTTP 503"]

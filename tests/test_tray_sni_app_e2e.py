@@ -6,6 +6,7 @@ critical pushed through the API sets Status NeedsAttention; "Acknowledge" clicke
 Event "clicked", the row found by label in GetLayout) acknowledges it and Status goes back to Active; "Clear"
 clears it; Quit, SIGTERM and SIGINT end the app with exit code 0 (the signals within 2 s) and stderr stays
 free of tracebacks and toolkit noise. Started before the panel, the app waits and registers when it comes.
+Open picked on an alert's pop-up in dunst replaces that pop-up with the tray's details of the alert.
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from desktop_session import DesktopSession
+from desktop_session import DesktopSession, NotifyRecorder, skip_unless_tools
+from polling import wait_until
 from sni_hosts import WATCHER, WATCHER_PATH, BusProbe, SniHost, skip_unless_host
+from test_notifications_e2e import MENU_SCRIPT, pick_in_context_menu
 from test_tray_e2e import SIGNAL_EXIT_WITHIN, TrayApp, assert_quiet
 
 pytest.importorskip("dbus_fast", reason="the SNI tray needs dbus-fast: pip install dbus-fast")
@@ -42,6 +45,19 @@ def desktop():
         yield session
 
 
+@pytest.fixture(scope="module")
+def popup_desktop(tmp_path_factory):
+    """A desktop with dunst serving pop-ups, its context menu answered by the dmenu script: (session, folder)."""
+    skip_unless_host("xfce")
+    skip_unless_tools("dunst", "dunstctl")
+    folder = tmp_path_factory.mktemp("dunst-menu")
+    script = folder / "menu.sh"
+    script.write_text(MENU_SCRIPT.format(folder=folder))
+    script.chmod(0o755)
+    with DesktopSession(dunstrc=f'[global]\n    dmenu = "{script}"\n') as session:
+        yield session, folder
+
+
 @pytest.fixture
 def probe(desktop):
     with BusProbe(desktop) as bus:
@@ -61,18 +77,6 @@ def app(desktop, tmp_path):
 def host(desktop):
     with SniHost(desktop, "xfce") as panel:
         yield panel
-
-
-def wait_until(probe_fn, what: str, timeout: float = WAIT) -> Any:
-    """Poll `probe_fn` until it gives something truthy (bounded; says what it waited for)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe_fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:g} s (last: {value!r})")
-        time.sleep(0.05)
 
 
 def our_item(host: SniHost, probe: BusProbe, app: TrayApp) -> str | None:
@@ -205,3 +209,47 @@ def test_started_before_the_panel_it_registers_when_the_panel_comes(desktop, pro
     app.process.send_signal(signal.SIGTERM)
     assert app.wait_exit() == 0, app.describe()
     assert_quiet(app)
+
+
+def test_open_on_an_alerts_pop_up_replaces_it_with_the_trays_details(popup_desktop, tmp_path):
+    screen, menu_folder = popup_desktop
+    with SniHost(screen, "xfce") as host, BusProbe(screen) as probe, NotifyRecorder(screen, timeout=WAIT) as recorder:
+        app = TrayApp(screen, tmp_path, tray=None, channels="log, desktop")
+        try:
+            app.start()
+            app.wait_for_line("running in the tray")
+            wait_registered(host, probe, app)
+            app.api("POST", "/v1/alerts?wait=10", json={"event": EVENT, "level": "error", "message": "disk at 96%",
+                                                        "context": {"mount": "/var"}})
+            [fired] = recorder.wait_for(1)
+            fired_id = recorder.returned_id(fired)
+            offered = pick_in_context_menu(screen, menu_folder, fired_id, "default")
+            assert any(line.endswith(f"[{fired_id},default]") for line in offered), offered
+
+            shown = recorder.wait_for(2)[1]
+            assert (shown.summary, shown.replaces_id) == (f"ERROR · {EVENT}", fired_id)
+            lines = shown.body.splitlines()
+            assert lines[:2] == ["Level: error", "disk at 96%"] and lines[2].startswith("since "), lines
+            assert lines[3].startswith("seen 1 time, last ") and lines[4] == "mount: /var", lines
+            assert lines[5:] == ["told: desktop, log", "not acknowledged"], lines
+            assert recorder.returned_id(shown) == fired_id, "the details took the alert's pop-up's place"
+            screen.wait_for(lambda: screen.displayed() == 1, "dunst showing one pop-up", timeout=WAIT)
+            assert_quiet(app)
+        finally:
+            app.stop()
+
+
+def test_a_taken_api_port_is_one_line_and_exit_1_not_a_traceback(desktop, tmp_path):
+    import socket
+
+    running = TrayApp(desktop, tmp_path, tray=None, channels="log")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", running.port))
+        holder.listen()
+        try:
+            running.start()
+            code = running.wait_exit(WAIT)
+        finally:
+            running.stop()
+    assert code == 1, running.describe()
+    assert "another program holds the port" in running.stderr() and "Traceback" not in running.stderr()

@@ -508,3 +508,21 @@ def test_the_tooltip_lists_the_worst_alerts_first_acknowledged_ones_last():
                                     "CRITICAL · b: down (acknowledged)"]
     assert tooltip_lines(state, limit=2)[-1] == "…and 2 more"
     assert tooltip_title(TrayState([], now=NOON)) == "tray-alerts — all clear"
+
+
+def test_mute_says_what_the_pop_up_says_and_unmute_says_until_when():
+    from tray_alerts.traymenu import mute_items
+
+    rec = AcknowledgingRecorder()
+    (mute,) = mute_items("api", NOON, rec.actions, None)
+    assert mute.text == "Mute 1 h" and mute.key == "alert:api/mute"
+    mute.action()
+    shown, unmute = mute_items("api", NOON, rec.actions, today_at(13, 30))
+    assert (shown.text, shown.enabled, unmute.text) == ("Muted until 13:30", False, "Unmute")
+    assert rec.calls == [("mute", "api")]
+
+
+def test_how_long_an_alert_fires_is_shown_in_whole_seconds():
+    record = event("api", Level.ERROR, ago=0.4)
+    since = alert_submenu(record, NOON, Recorder().actions)[2]
+    assert since.text.endswith("· 0 s") and since.key == "alert:api/since"

@@ -51,6 +51,23 @@ def entry_text(args: list[str], platform: str = sys.platform) -> str:
             "Icon=dialog-warning\nTerminal=false\nX-GNOME-Autostart-enabled=true\nCategories=Utility;Monitor;\n")
 
 
+def launcher_path() -> Path:
+    """Where desktops look for the app's launcher (the pop-ups' desktop-entry hint names it): XDG data home."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "applications" / f"{APP_ID}.desktop"
+
+
+def install_launcher(config: str | None = None) -> Path | None:
+    """Write (or bring up to date) the launcher on Linux; the path when written, None when it was current."""
+    path = launcher_path()
+    text = entry_text(command(config), "linux").replace("X-GNOME-Autostart-enabled=true\n", "")
+    if path.exists() and path.read_text() == text:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def enable(config: str | None = None, platform: str = sys.platform) -> Path:
     """Write the login entry; returns its path."""
     path = entry_path(platform)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -130,7 +131,7 @@ def _engine(settings: Settings, locked: bool = True) -> Iterator[Engine]:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import AlreadyRunning, run_headless
+    from .app import AlreadyRunning, PortTaken, run_headless
     from .desktop_env import tray_problem
 
     problem = None if args.headless else tray_problem()
@@ -141,12 +142,30 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from .tray import Tray
 
     configure_logging(settings.log_file, settings.log_level)
+    if sys.platform.startswith("linux"):
+        _install_launcher(args.config)
     try:
         tray = Tray(settings, args.config)
     except AlreadyRunning as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except PortTaken as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
     return tray.run()
+
+
+def _install_launcher(config: str | None) -> None:
+    """The desktop's launcher for tray-alerts, which its pop-ups name (desktop-entry): a failure is one log line."""
+    from .autostart import install_launcher
+
+    try:
+        written = install_launcher(config)
+    except OSError as error:
+        logging.getLogger(__name__).warning("could not write the desktop launcher: %s", error)
+        return
+    if written:
+        logging.getLogger(__name__).info("desktop launcher written: %s", written)
 
 
 def _raise(args: argparse.Namespace, settings: Settings) -> int:

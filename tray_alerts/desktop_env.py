@@ -157,9 +157,9 @@ def _bus_probe(timeout: float = PROBE_TIMEOUT) -> tuple[bool, bool]:
 
     try:
         return True, session_bus.run(ask(), timeout)
-    except session_bus.BusUnavailable:
-        return False, False
-    except Exception:  # a bus that answers oddly is as good as none for an icon
+    except session_bus.BusTimeout:  # a slow bus at login is still a bus: the item waits for its host
+        return True, False
+    except Exception:  # no bus, or one that answers oddly: as good as none for an icon
         return False, False
 
 

@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DELIVERY_TIMEOUT = 10.0
 _RANK = {level: rank for rank, level in enumerate(Level)}
 _LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
-_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded",
-               ACKNOWLEDGED: "acknowledged"}
+_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded"}
 _ANSWER_STATUS = {RESULT_DELIVERED: DELIVERED, RESULT_FAILED: FAILED, RESULT_RETRYING: RETRYING,
                   RESULT_DROPPED: DROPPED, QUEUED: QUEUED}
 _NO_MUTES: dict[str, float] = {}
@@ -207,9 +206,10 @@ class Engine:
                 self._write_state(tx, request, transition, now)
             tx.after_commit.append(lambda: self._committed(tx, request, transition, now))
         if transition.changes_state:
-            log.info("%s %s at %s: %s", transition.kind, request.event,
+            message = getattr(request, "message", None)
+            log.info("%s %s at %s%s", transition.kind, request.event,
                      (transition.after or transition.before).level.value,  # type: ignore[union-attr]
-                     getattr(request, "message", ""))
+                     f": {message}" if message else "")
         return transition, rows, outcomes
 
     def _write_state(self, tx: Transaction, request: Request, transition: Transition, now: float) -> None:
@@ -222,6 +222,7 @@ class Engine:
         elif isinstance(request, Acknowledge) and after is not None:
             tx.put_event(after)
             tx.history(now, after.event, "acknowledged", after.level, after.message)
+            tx.drop_reminders(after.event, after.episode, now, "dropped: the alert was acknowledged")
         elif isinstance(request, Remind) and after is not None:
             tx.put_event(after)
             note = transition.notices[0].alert.note() if transition.notices else None
@@ -317,7 +318,7 @@ class Engine:
                       level=shown.level.value if shown else None, muted_until=self.muted_until(request.event))
 
     def _withdraw(self, event: str) -> None:
-        """An acknowledged event's pop-up goes away (channels that can take a notification back do so)."""
+        """An acknowledged or muted event's pop-up goes away (channels that can take a notification back do so)."""
         for name, channel in self.channels.items():
             withdraw = getattr(channel, "withdraw", None)
             if withdraw is not None:
@@ -362,6 +363,8 @@ class Engine:
                 answers.update(self._dispatcher.deliver(notice.alert, [notice.channel]))
         told = frozenset(name for name, outcome in answers.items() if outcome.ok)
         self.deferral.keep(Deferred(request, now, told), transition, fault.reason)
+        if transition.kind == ACKNOWLEDGED:
+            self._withdraw(request.event)
         self.outbox.wake.set()  # the background pass tries the file again within REPLAY_SECONDS
         if transition.changes_state:
             self._notify()
@@ -512,6 +515,8 @@ class Engine:
         log.info("%s %s", event, f"muted until {clock_text(from_timestamp(until))}" if until else "unmuted")
         self.outbox.wake.set()
         self._notify()
+        if until is not None:  # muted: its pop-up (a critical one stays until closed) goes away too
+            self._withdraw(event)
 
     def muted_until(self, event: str) -> float | None:
         """When an event's mute ends, if it is muted."""

@@ -18,6 +18,10 @@ class BusUnavailable(Exception):
     """The session bus could not be reached or did not answer in time; the text says which."""
 
 
+class BusTimeout(BusUnavailable):
+    """The bus (or the loop) did not answer within the time given: it may be there, only slow."""
+
+
 def loop() -> asyncio.AbstractEventLoop:
     """The process's D-Bus loop, started on first use in a daemon thread."""
     global _loop
@@ -40,7 +44,7 @@ def run(coroutine: Coroutine[Any, Any, T], timeout: float = 5.0) -> T:
         if future.done():  # the coroutine itself raised TimeoutError (the same class since 3.11): its own error
             raise
         future.cancel()
-        raise BusUnavailable(f"the session bus did not answer within {timeout:g} s") from None
+        raise BusTimeout(f"the session bus did not answer within {timeout:g} s") from None
 
 
 def on_loop_thread() -> bool:

@@ -24,8 +24,8 @@ from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
 from . import session_bus
-from .dbusmenu import (EMPTY_MENU, Changes, Menu, PropValue, Tree, build_menu, diff, escape_markup, select,
-                       subtree)
+from .dbusmenu import (EMPTY_MENU, Changes, Menu, PropValue, Tree, build_menu, diff, escape_markup,
+                       select, subtree)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -45,6 +45,7 @@ MENU_INTERFACE = "com.canonical.dbusmenu"
 DBUS = "org.freedesktop.DBus"
 STATUSES = ("Active", "NeedsAttention", "Passive")
 PIXMAP_SIZES = (16, 22, 24, 32, 48, 64)
+DISCONNECT_WAIT = 0.3  # seconds stop() waits for the bus to see us go
 ABOUT_TO_SHOW_WAIT = 1.0  # how long AboutToShow waits for the tray's refresh before answering
 _serials = count(1)
 
@@ -84,11 +85,16 @@ def pixmap_sizes(side: int) -> list[int]:
     return sorted({size for size in PIXMAP_SIZES if size <= side} | {side})
 
 
-def pixmaps(image: Image) -> list[tuple[int, int, bytes]]:
-    """`a(iiay)`: the image at several sizes, so each host can pick a crisp one."""
+def pixmaps(icon: Image | Sequence[Image]) -> list[tuple[int, int, bytes]]:
+    """`a(iiay)`: the icon at several sizes, so each host can pick a crisp one: pictures drawn for each size as
+    given (a count drawn at 16 px reads; a 64 px one shrunk does not), or one picture scaled."""
     from PIL import Image as PILImage
 
-    rgba = image.convert("RGBA")
+    pictures = _pictures(icon)
+    if len(pictures) > 1:
+        return [(image.width, image.height, argb32(image.convert("RGBA"))) for image in
+                sorted(pictures, key=lambda image: image.width)]
+    rgba = pictures[0].convert("RGBA")
     result = []
     for size in pixmap_sizes(max(rgba.size)):
         scaled = rgba if rgba.size == (size, size) else rgba.resize((size, size), PILImage.Resampling.LANCZOS)
@@ -96,10 +102,14 @@ def pixmaps(image: Image) -> list[tuple[int, int, bytes]]:
     return result
 
 
-def fingerprint(image: Image) -> tuple[tuple[int, int], bytes]:
-    """What makes two icons the same picture (size and RGBA pixels)."""
-    rgba = image.convert("RGBA")
-    return rgba.size, rgba.tobytes()
+def fingerprint(icon: Image | Sequence[Image]) -> tuple[tuple[tuple[int, int], bytes], ...]:
+    """What makes two icons the same pictures (sizes and RGBA pixels)."""
+    return tuple((image.size, image.convert("RGBA").tobytes()) for image in _pictures(icon))
+
+
+def _pictures(icon: Image | Sequence[Image]) -> list[Image]:
+    """One picture or several, as a list."""
+    return list(icon) if isinstance(icon, (list, tuple)) else [icon]  # type: ignore[list-item]
 
 
 def tooltip_value(title: str, lines: Sequence[str]) -> tuple[str, list[Any], str, str]:
@@ -132,7 +142,7 @@ def wire_tree(tree: Tree) -> list[Any]:
 class Shown:
     """What the item shows right now (replaced whole by update(), read by the bus handlers)."""
 
-    icon: tuple[tuple[int, int], bytes] | None = None
+    icon: tuple[tuple[tuple[int, int], bytes], ...] | None = None
     pixmaps: tuple[tuple[int, int, bytes], ...] = ()
     tooltip: tuple[str, list[Any], str, str] = ("", [], "", "")
     status: str = "Active"
@@ -394,9 +404,10 @@ class SniTray:
         self._stopped = False
         session_bus.run(self._start(timeout / 2), timeout)
 
-    def update(self, icon: Image, tooltip_title: str, tooltip_lines: Sequence[str], status: str,
+    def update(self, icon: Image | Sequence[Image], tooltip_title: str, tooltip_lines: Sequence[str], status: str,
                items: Sequence[Item]) -> None:
-        """Show this icon, tooltip, status and menu; emit only what changed (thread-safe, never waits on the bus)."""
+        """Show this icon (one picture, or one drawn per size), tooltip, status and menu; emit only what changed
+        (thread-safe, never waits on the bus)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         picture = fingerprint(icon)
@@ -435,11 +446,11 @@ class SniTray:
             self._refresher = None
         if bus is None:
             return
-        if _on_bus_thread():
+        if session_bus.on_loop_thread():
             bus.disconnect()
             return
-        try:
-            session_bus.run(_disconnect(bus), 2.0)
+        try:  # short: leaving the bus is what unregisters us, and Ctrl-C must end the app within 2 s
+            session_bus.run(_disconnect(bus), DISCONNECT_WAIT + 0.1)
         except session_bus.BusUnavailable:
             log.debug("the session bus did not confirm our disconnect in time")
 
@@ -574,7 +585,8 @@ class SniTray:
             return
         menu = self._menu_interface
         senders: dict[str, list[Callable[..., Any]]] = {
-            "ItemsPropertiesUpdated": [menu.items_properties_updated], "LayoutUpdated": [menu.layout_updated]}
+            "ItemsPropertiesUpdated": [menu.items_properties_updated], "LayoutUpdated": [menu.layout_updated],
+            "ItemActivationRequested": [menu.item_activation_requested]}
         for watcher, item in self._items.items():
             if watcher == WATCHERS[0] or watcher in self._registered_with:
                 for name, send in (("NewIcon", item.new_icon), ("NewAttentionIcon", item.new_attention_icon),
@@ -608,13 +620,6 @@ def _run_in_thread(callback: Callable[[], None], name: str) -> None:
     threading.Thread(target=guarded, name=name, daemon=True).start()
 
 
-def _on_bus_thread() -> bool:
-    try:
-        return asyncio.get_running_loop() is session_bus.loop()
-    except RuntimeError:
-        return False
-
-
 async def _call(bus: Any, destination: str, path: str, interface: str, member: str, signature: str,
                 body: list[Any]) -> Message:
     """A method call; DBusError when it answers with an error."""
@@ -634,6 +639,6 @@ async def _has_owner(bus: Any, name: str) -> bool:
 async def _disconnect(bus: Any) -> None:
     bus.disconnect()
     try:
-        await asyncio.wait_for(bus.wait_for_disconnect(), 1.5)
+        await asyncio.wait_for(bus.wait_for_disconnect(), DISCONNECT_WAIT)
     except Exception:  # already gone, or it ended with the error that closed it
         pass

@@ -116,6 +116,10 @@ CREATE TABLE IF NOT EXISTS mutes (event TEXT PRIMARY KEY, until REAL NOT NULL);
 
 _DELIVERY_COLUMNS = ("id, channel, event, episode, kind, alert, recipient, attempts, not_before, hold, expires_at,"
                      " created_at, last_error, possible_repeat")
+# schema 5 wrote holds, storm drops and interruptions as failed lines; they say nothing about the channel
+_HOLD_LINES_ARE_NOT_FAILURES = ("UPDATE history SET ok = NULL WHERE ok = 0 AND channel IS NOT NULL AND"
+                                " (detail LIKE 'held %' OR detail LIKE 'grouped with others%'"
+                                " OR detail LIKE 'attempt % interrupted%')")
 _EVENT_COLUMNS = ("event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode,"
                   " acknowledged_at")
 _REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
@@ -237,6 +241,7 @@ class StateStore:
             version = tx.db.execute("PRAGMA user_version").fetchone()[0]
             if version == 5:
                 tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
+                tx.db.execute(_HOLD_LINES_ARE_NOT_FAILURES)
             elif 0 < version < 5:
                 _from_schema_4(tx.db, self.clock.time())
             elif version == 0:
@@ -573,9 +578,20 @@ class Transaction:
             f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE status = 'pending' AND event = ? AND episode = ?"
             " AND channel = ? AND recipient = ? AND id > ? AND kind IN ('reminder', 'recovery')",
             (row.event, row.episode, row.channel, row.recipient, row.id))]
-        for follower in rows:
-            self.finish(follower, DROPPED, reason, at)
-            self.delivery_line(follower, at, False, reason)
+        return self._drop(rows, at, reason, ok=False)
+
+    def drop_reminders(self, event: str, episode: str, at: float, reason: str) -> list[Delivery]:
+        """Drop an episode's reminders still waiting (held by a mute, a snooze, a retry), not those being sent."""
+        rows = [_delivery_from_row(r) for r in self.db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM outbox WHERE status = 'pending' AND in_flight = 0 AND event = ?"
+            " AND episode = ? AND kind = 'reminder'", (event, episode))]
+        return self._drop(rows, at, reason, ok=None)
+
+    def _drop(self, rows: list[Delivery], at: float, reason: str, ok: bool | None) -> list[Delivery]:
+        """Mark rows dropped, each with its history line."""
+        for row in rows:
+            self.finish(row, DROPPED, reason, at)
+            self.delivery_line(row, at, ok, reason)
         return rows
 
     def in_flight(self) -> list[tuple[Delivery, str]]:

@@ -165,7 +165,7 @@ def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until
     lines = [
         Item(f"Level: {record.level.value}", enabled=False, key=key + "level"),
         Item(record.message, enabled=False, key=key + "message"),
-        Item(f"since {clock(from_timestamp(record.since), seconds=False)} · {duration(now - record.since)}",
+        Item(f"since {clock(from_timestamp(record.since), seconds=False)} · {duration((now - record.since) // 1)}",
              enabled=False, key=key + "since"),
         Item(f"seen {record.seen} time{'s' if record.seen != 1 else ''}, last"
              f" {clock(from_timestamp(record.last_seen), seconds=False)}", enabled=False, key=key + "seen"),
@@ -192,7 +192,7 @@ def acknowledge_items(record: ActiveEvent, now: float, actions: Actions) -> list
 
 
 def mute_items(event: str, now: float, actions: Actions, muted_until: float | None) -> list[Item]:
-    """`Mute for 1 hour`, or `Muted until 15:30` and `Unmute`."""
+    """`Mute 1 h` (as the pop-up says it), or `Muted until 15:30` and `Unmute`."""
     mute = actions.mute
     key = f"alert:{event}/mute"
     if mute is None:
@@ -200,7 +200,7 @@ def mute_items(event: str, now: float, actions: Actions, muted_until: float | No
     if muted_until:
         return [Item(f"Muted until {_when(muted_until, now)}", enabled=False, key=key),
                 Item("Unmute", lambda: mute(event, None), key=key + "/undo")]
-    return [Item("Mute for 1 hour", lambda: mute(event, time.time() + 3600), key=key)]
+    return [Item("Mute 1 h", lambda: mute(event, time.time() + 3600), key=key)]
 
 
 def snooze_submenu(state: TrayState, actions: Actions) -> tuple[Item, ...]:

@@ -26,7 +26,7 @@ from .base import DeliveryError, SettingError, duration_option
 log = logging.getLogger(__name__)
 
 APP_NAME = "tray-alerts"
-DESKTOP_ENTRY = "tray-alerts"  # tray-alerts.desktop, written by the autostart module
+DESKTOP_ENTRY = "tray-alerts"  # applications/tray-alerts.desktop: `tray-alerts run` writes it (autostart.py)
 MAX_BODY = 1000
 NO_DAEMON = "no notification daemon is running (nothing serves org.freedesktop.Notifications on the session bus)"
 NO_SESSION_BUS = "no session D-Bus to show pop-ups on (DBUS_SESSION_BUS_ADDRESS is not set)"
