@@ -6,7 +6,7 @@ import requests
 
 from conftest import ROUTES, RecordingChannel
 from test_api import TOKEN, stop_quickly
-from test_cli import cli, settings_file  # noqa: F401  (settings_file is a fixture)
+from test_cli import cli, settings_file  # noqa: F401,F811  (settings_file is a fixture)
 from tray_alerts import Engine, Level
 from tray_alerts.api import PushApi
 from tray_alerts.clock import FakeClock

@@ -37,9 +37,10 @@ import pytest
 from desktop_session import (Box, DesktopSession, NotificationClosed, NotifyRecorder, skip_unless_tools,
                              stop_process)
 from sni_hosts import BusProbe, SniHost, colour_box, skip_unless_host
-from test_notifications_e2e import pick_in_context_menu
+from test_notifications_e2e import pick_in_context_menu, write_menu_script
 from test_tray_e2e import TrayApp, assert_quiet
-from test_tray_sni_app_e2e import status, wait_registered, wait_until
+from polling import wait_until
+from test_tray_sni_app_e2e import status, wait_registered
 
 pytest.importorskip("dbus_fast", reason="the SNI tray needs dbus-fast: pip install dbus-fast")
 
@@ -119,9 +120,7 @@ DUNSTRC = """[global]
 @pytest.fixture(scope="module")
 def menu_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("dunst-menu")
-    script = folder / "menu.sh"
-    script.write_text(MENU_SCRIPT.format(folder=folder))
-    script.chmod(0o755)
+    write_menu_script(folder, MENU_SCRIPT)
     return folder
 
 

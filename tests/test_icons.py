@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFilter
 
 from tray_alerts import icons
-from tray_alerts.icons import (ACKNOWLEDGED_COLOURS, CLEAR_COLOUR, GLYPH_COLOUR, ICON_COLOURS, MENU_ICONS, RIM_COLOUR,
+from tray_alerts.icons import (ACKNOWLEDGED_COLOURS, CLEAR_COLOUR, ICON_COLOURS, MENU_ICONS, RIM_COLOUR,
                                SNOOZED_COLOUR, count_text, draw_icon, icon_colour, icon_shape, level_icon_path,
                                menu_icon, place_text, text_bitmap, write_level_icons)
 from tray_alerts.model import Level

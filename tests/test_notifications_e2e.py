@@ -33,12 +33,18 @@ grep -F -m1 -- "$want" "{folder}/menu-offered"
 """
 
 
+def write_menu_script(folder: Path, text: str = MENU_SCRIPT) -> Path:
+    """The dmenu stand-in dunst runs for its context menu, written into `folder`; returns its path."""
+    script = folder / "menu.sh"
+    script.write_text(text.format(folder=folder))
+    script.chmod(0o755)
+    return script
+
+
 @pytest.fixture(scope="module")
 def menu_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("dunst-menu")
-    script = folder / "menu.sh"
-    script.write_text(MENU_SCRIPT.format(folder=folder))
-    script.chmod(0o755)
+    write_menu_script(folder)
     return folder
 
 

@@ -30,7 +30,7 @@ pytest.importorskip("dbus_fast", reason="the SNI tray needs dbus-fast: pip insta
 from dbus_fast.annotations import DBusStr  # noqa: E402  (after the skip)
 from dbus_fast.service import ServiceInterface, dbus_method  # noqa: E402
 
-from tray_alerts.sni import Nothing  # noqa: E402
+from tray_alerts.sni import NoValue  # noqa: E402
 from tray_alerts.traymenu import Item, separator  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="StatusNotifierItem is for Linux desktops")
@@ -635,7 +635,7 @@ class FakeWatcher(ServiceInterface):
         self.registered = registered
 
     @dbus_method(name="RegisterStatusNotifierItem")
-    def register(self, service: DBusStr) -> Nothing:
+    def register(self, service: DBusStr) -> NoValue:
         self.registered.append(service)
 
 

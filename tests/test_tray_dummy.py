@@ -30,20 +30,12 @@ from tray_alerts.model import Level  # noqa: E402
 from tray_alerts.monitors.base import Reading  # noqa: E402
 from tray_alerts.monitors.runner import MonitorStatus  # noqa: E402
 from tray_alerts.state import ActiveEvent  # noqa: E402
-from tray_alerts.traymenu import SEPARATOR, Actions, Item, TrayState, menu  # noqa: E402
+from test_tray_refresh import Recorder  # noqa: E402
+from tray_alerts.traymenu import Actions, Item, TrayState, menu, separator  # noqa: E402
 
 NOW = 1_800_000_000.0
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        note = self.calls.append
-        self.actions = Actions(
-            clear=lambda name: note(("clear", name)), clear_all=lambda: note(("clear_all",)),
-            snooze=lambda until: note(("snooze", until)), check_now=lambda: note(("check_now",)),
-            open_settings=lambda: note(("open_settings",)), open_log=lambda: note(("open_log",)),
-            reload=lambda: note(("reload",)), quit=lambda: note(("quit",)))
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def test_the_dummy_backend_is_in_use():
 
 
 def test_separators_map_to_pystray_separator():
-    assert tray_icons._to_pystray(SEPARATOR) is pystray.Menu.SEPARATOR
+    assert tray_icons._to_pystray(separator("sep")) is pystray.Menu.SEPARATOR
     items = converted(state(), Recorder().actions)
     separators = [i for i, item in enumerate(menu(state(), Recorder().actions)) if item.is_separator]
     assert separators and all(items[i] is pystray.Menu.SEPARATOR for i in separators)
@@ -105,10 +97,10 @@ def test_submenus_become_pystray_menus(rec):
     assert isinstance(alert.submenu, pystray.Menu)
     sub = alert.submenu.items
     assert [item.text for item in sub][:2] == ["Level: critical", "disk at 97%"]
-    assert [item.text for item in sub][-2:] == [pystray.Menu.SEPARATOR.text, "Clear"]
-    assert sub[-2] is pystray.Menu.SEPARATOR
+    assert [item.text for item in sub][-4:] == [pystray.Menu.SEPARATOR.text, "Acknowledge", "Mute 1 h", "Clear"]
+    assert sub[-4] is pystray.Menu.SEPARATOR
     assert "mount: /" in [item.text for item in sub]
-    labels = [item for item in sub[:-2]]
+    labels = [item for item in sub[:-4]]
     assert labels and all(not item.enabled for item in labels), "information lines are greyed out"
     assert by_text(sub, "Clear").enabled
     assert by_text(items, "Clear all").submenu is None
@@ -150,7 +142,7 @@ def test_label_items_do_nothing_when_called(rec, icon):
     items = converted(state(), rec.actions)
     header = by_text(items, "2 active alerts")
     assert header(icon) is None
-    for item in by_text(items, "CRITICAL · disk_full").submenu.items[:-2]:
+    for item in by_text(items, "CRITICAL · disk_full").submenu.items[:-3]:  # all but Acknowledge, Mute, Clear
         item(icon)
     assert rec.calls == []
 

@@ -21,7 +21,7 @@ import pytest
 from desktop_session import DesktopSession, NotifyRecorder, skip_unless_tools
 from polling import wait_until
 from sni_hosts import WATCHER, WATCHER_PATH, BusProbe, SniHost, skip_unless_host
-from test_notifications_e2e import MENU_SCRIPT, pick_in_context_menu
+from test_notifications_e2e import pick_in_context_menu, write_menu_script
 from test_tray_e2e import SIGNAL_EXIT_WITHIN, TrayApp, assert_quiet
 
 pytest.importorskip("dbus_fast", reason="the SNI tray needs dbus-fast: pip install dbus-fast")
@@ -51,9 +51,7 @@ def popup_desktop(tmp_path_factory):
     skip_unless_host("xfce")
     skip_unless_tools("dunst", "dunstctl")
     folder = tmp_path_factory.mktemp("dunst-menu")
-    script = folder / "menu.sh"
-    script.write_text(MENU_SCRIPT.format(folder=folder))
-    script.chmod(0o755)
+    script = write_menu_script(folder)
     with DesktopSession(dunstrc=f'[global]\n    dmenu = "{script}"\n') as session:
         yield session, folder
 

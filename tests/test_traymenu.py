@@ -11,9 +11,9 @@ from tray_alerts.model import Level
 from tray_alerts.monitors.base import Reading
 from tray_alerts.monitors.runner import MonitorStatus
 from tray_alerts.state import ActiveEvent, HistoryEntry, from_timestamp
-from tray_alerts.traymenu import (MAX_ALERTS_SHOWN, MAX_TOOLTIP, SEPARATOR, Actions, Item, TrayState, alert_submenu,
+from tray_alerts.traymenu import (MAX_ALERTS_SHOWN, MAX_TOOLTIP, Actions, Item, TrayState, alert_submenu,
                                   describe_history, flatten, header, menu, monitors_submenu, next_morning,
-                                  recent_submenu, snooze_submenu, tooltip)
+                                  recent_submenu, separator, snooze_submenu, tooltip)
 
 BOTTOM = ["Snooze notifications", "Monitors", "Recent", "-", "Open settings", "Open log", "Reload settings", "Quit"]
 
@@ -403,9 +403,9 @@ def test_building_the_menu_calls_nothing(rec):
 
 
 def test_flatten_indents_submenus():
-    items = [Item("top", submenu=(Item("child", submenu=(Item("grandchild"),)), SEPARATOR)), Item("last")]
+    items = [Item("top", submenu=(Item("child", submenu=(Item("grandchild"),)), separator("-"))), Item("last")]
     assert flatten(items) == ["top", "  child", "    grandchild", "  -", "last"]
-    assert SEPARATOR.is_separator and not Item("x").is_separator
+    assert separator("sep").is_separator and not Item("x").is_separator
 
 
 # ---- keys, acknowledgement, attention ------------------------------------------------------------------------

@@ -64,10 +64,6 @@ class Changes:
         """Rows that stayed changed: an ItemsPropertiesUpdated."""
         return bool(self.updated or self.removed)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.structure or self.properties)
-
 
 EMPTY_MENU = Menu({ROOT: Node({"children-display": "submenu"})}, {}, Ids())
 

@@ -47,15 +47,6 @@ class Urgency(IntEnum):
     CRITICAL = 2
 
 
-class CloseReason(IntEnum):
-    """Why NotificationClosed says a pop-up went away."""
-
-    EXPIRED = 1
-    DISMISSED = 2
-    CLOSED = 3  # by CloseNotification
-    UNDEFINED = 4
-
-
 class NotificationsError(Exception):
     """The notification server, or the bus on its behalf, answered a call with a D-Bus error."""
 

@@ -49,13 +49,13 @@ DISCONNECT_WAIT = 0.3  # seconds stop() waits for the bus to see us go
 ABOUT_TO_SHOW_WAIT = 1.0  # how long AboutToShow waits for the tray's refresh before answering
 _serials = count(1)
 
-Nothing = Annotated[None, DBusSignature("")]  # a method or signal with no value
-S = Annotated[str, DBusSignature("s")]
-B = Annotated[bool, DBusSignature("b")]
+NoValue = Annotated[None, DBusSignature("")]  # a method or signal with no value
+DStr = Annotated[str, DBusSignature("s")]
+DBool = Annotated[bool, DBusSignature("b")]
 I32 = Annotated[int, DBusSignature("i")]
 U32 = Annotated[int, DBusSignature("u")]
-V = Annotated[Variant, DBusSignature("v")]
-O = Annotated[str, DBusSignature("o")]
+DVariant = Annotated[Variant, DBusSignature("v")]
+DPath = Annotated[str, DBusSignature("o")]
 StrList = Annotated[list[str], DBusSignature("as")]
 IntList = Annotated[list[int], DBusSignature("ai")]
 Pixmaps = Annotated[list[Any], DBusSignature("a(iiay)")]
@@ -178,19 +178,19 @@ class ItemInterface(ServiceInterface):
         self.tray = tray
 
     @dbus_property(access=PropertyAccess.READ, name="Category")
-    def category(self) -> S:
+    def category(self) -> DStr:
         return "SystemServices"
 
     @dbus_property(access=PropertyAccess.READ, name="Id")
-    def id(self) -> S:
+    def id(self) -> DStr:
         return self.tray.item_id
 
     @dbus_property(access=PropertyAccess.READ, name="Title")
-    def title(self) -> S:
+    def title(self) -> DStr:
         return self.tray.title
 
     @dbus_property(access=PropertyAccess.READ, name="Status")
-    def status(self) -> S:
+    def status(self) -> DStr:
         return self.tray.shown.status
 
     @dbus_property(access=PropertyAccess.READ, name="WindowId")
@@ -198,11 +198,11 @@ class ItemInterface(ServiceInterface):
         return 0
 
     @dbus_property(access=PropertyAccess.READ, name="IconThemePath")
-    def icon_theme_path(self) -> S:
+    def icon_theme_path(self) -> DStr:
         return ""  # a string here (KDE's extension), unlike dbusmenu's list: xfce and lxqt read it as one
 
     @dbus_property(access=PropertyAccess.READ, name="IconName")
-    def icon_name(self) -> S:
+    def icon_name(self) -> DStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ, name="IconPixmap")
@@ -210,7 +210,7 @@ class ItemInterface(ServiceInterface):
         return list(self.tray.shown.pixmaps)
 
     @dbus_property(access=PropertyAccess.READ, name="OverlayIconName")
-    def overlay_icon_name(self) -> S:
+    def overlay_icon_name(self) -> DStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ, name="OverlayIconPixmap")
@@ -218,7 +218,7 @@ class ItemInterface(ServiceInterface):
         return []
 
     @dbus_property(access=PropertyAccess.READ, name="AttentionIconName")
-    def attention_icon_name(self) -> S:
+    def attention_icon_name(self) -> DStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ, name="AttentionIconPixmap")
@@ -226,7 +226,7 @@ class ItemInterface(ServiceInterface):
         return list(self.tray.shown.pixmaps)
 
     @dbus_property(access=PropertyAccess.READ, name="AttentionMovieName")
-    def attention_movie_name(self) -> S:
+    def attention_movie_name(self) -> DStr:
         return ""
 
     @dbus_property(access=PropertyAccess.READ, name="ToolTip")
@@ -234,51 +234,51 @@ class ItemInterface(ServiceInterface):
         return list(self.tray.shown.tooltip)
 
     @dbus_property(access=PropertyAccess.READ, name="ItemIsMenu")
-    def item_is_menu(self) -> B:
+    def item_is_menu(self) -> DBool:
         return False
 
     @dbus_property(access=PropertyAccess.READ, name="Menu")
-    def menu(self) -> O:
+    def menu(self) -> DPath:
         return MENU_PATH
 
     @dbus_method(name="ContextMenu")
-    def context_menu(self, x: I32, y: I32) -> Nothing:
+    def context_menu(self, x: I32, y: I32) -> NoValue:
         """Hosts that have our Menu path draw the menu themselves; there is no window of ours to show."""
 
     @dbus_method(name="Activate")
-    def activate(self, x: I32, y: I32) -> Nothing:
+    def activate(self, x: I32, y: I32) -> NoValue:
         self.tray.activated()
 
     @dbus_method(name="SecondaryActivate")
-    def secondary_activate(self, x: I32, y: I32) -> Nothing:
+    def secondary_activate(self, x: I32, y: I32) -> NoValue:
         """Middle click: nothing of its own."""
 
     @dbus_method(name="Scroll")
-    def scroll(self, delta: I32, orientation: S) -> Nothing:
+    def scroll(self, delta: I32, orientation: DStr) -> NoValue:
         """Scrolling over the icon: nothing to do."""
 
     @dbus_signal(name="NewTitle")
-    def new_title(self) -> Nothing:
+    def new_title(self) -> NoValue:
         return None
 
     @dbus_signal(name="NewIcon")
-    def new_icon(self) -> Nothing:
+    def new_icon(self) -> NoValue:
         return None
 
     @dbus_signal(name="NewAttentionIcon")
-    def new_attention_icon(self) -> Nothing:
+    def new_attention_icon(self) -> NoValue:
         return None
 
     @dbus_signal(name="NewOverlayIcon")
-    def new_overlay_icon(self) -> Nothing:
+    def new_overlay_icon(self) -> NoValue:
         return None
 
     @dbus_signal(name="NewToolTip")
-    def new_tool_tip(self) -> Nothing:
+    def new_tool_tip(self) -> NoValue:
         return None
 
     @dbus_signal(name="NewStatus")
-    def new_status(self, status: str) -> S:
+    def new_status(self, status: str) -> DStr:
         return status
 
 
@@ -294,11 +294,11 @@ class MenuInterface(ServiceInterface):
         return 3
 
     @dbus_property(access=PropertyAccess.READ, name="TextDirection")
-    def text_direction(self) -> S:
+    def text_direction(self) -> DStr:
         return "ltr"
 
     @dbus_property(access=PropertyAccess.READ, name="Status")
-    def status(self) -> S:
+    def status(self) -> DStr:
         return "normal"
 
     @dbus_property(access=PropertyAccess.READ, name="IconThemePath")
@@ -307,6 +307,7 @@ class MenuInterface(ServiceInterface):
 
     @dbus_method(name="GetLayout")
     def get_layout(self, parent_id: I32, recursion_depth: I32, property_names: StrList) -> Layout:
+        """dbusmenu GetLayout: the revision and the tree under `parent_id`, `recursion_depth` deep (-1: all)."""
         shown = self.tray.shown
         try:
             tree = subtree(shown.menu.nodes, parent_id, recursion_depth, property_names)
@@ -316,20 +317,22 @@ class MenuInterface(ServiceInterface):
 
     @dbus_method(name="GetGroupProperties")
     def get_group_properties(self, ids: IntList, property_names: StrList) -> GroupProps:
+        """dbusmenu GetGroupProperties: the asked properties of these rows (none asked: all rows)."""
         nodes = self.tray.shown.menu.nodes
         wanted = ids or sorted(nodes)
         return [[node_id, wire_props(select(nodes[node_id].props, property_names))]
                 for node_id in wanted if node_id in nodes]
 
     @dbus_method(name="GetProperty")
-    def get_property(self, node_id: I32, name: S) -> V:
+    def get_property(self, node_id: I32, name: DStr) -> DVariant:
+        """dbusmenu GetProperty: one property of one row, or InvalidArgs."""
         node = self.tray.shown.menu.nodes.get(node_id)
         if node is None or name not in node.props:
             raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", f"no property {name!r} on menu item {node_id}")
         return variant(node.props[name])
 
     @dbus_method(name="Event")
-    def event(self, node_id: I32, event_id: S, data: V, timestamp: U32) -> Nothing:
+    def event(self, node_id: I32, event_id: DStr, data: DVariant, timestamp: U32) -> NoValue:
         if not self.tray.menu_event(node_id, event_id):
             raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", f"no menu item {node_id}")
 
@@ -338,13 +341,14 @@ class MenuInterface(ServiceInterface):
         return [node_id for node_id, event_id, _, _ in events if not self.tray.menu_event(node_id, event_id)]
 
     @dbus_method(name="AboutToShow")
-    async def about_to_show(self, node_id: I32) -> B:
+    async def about_to_show(self, node_id: I32) -> DBool:
         if node_id not in self.tray.shown.menu.nodes:
             raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", f"no menu item {node_id}")
         return await self.tray.about_to_show()
 
     @dbus_method(name="AboutToShowGroup")
     async def about_to_show_group(self, ids: IntList) -> AboutToShowGroupReply:
+        """dbusmenu AboutToShowGroup: refresh first, then (rows to re-read, ids we do not know)."""
         nodes = self.tray.shown.menu.nodes
         known = [node_id for node_id in ids if node_id in nodes]
         changed = await self.tray.about_to_show()
@@ -487,6 +491,7 @@ class SniTray:
 
     # -- inside ---------------------------------------------------------------------------------------------
     def _refresh(self) -> None:
+        """Run on_about_to_show; a failure is logged, never raised to the host."""
         callback = self.on_about_to_show
         if callback is None:
             return
@@ -509,6 +514,7 @@ class SniTray:
         return self._icons
 
     async def _start(self, register_wait: float) -> None:
+        """Connect, export the item and its menu, and register with each watcher that is there."""
         bus = await session_bus.connect()
         try:
             await self._export(bus)
@@ -532,6 +538,7 @@ class SniTray:
         return task
 
     async def _export(self, bus: Any) -> None:
+        """Take the well-known item name (else our unique one) and export the item and menu objects."""
         name = f"org.kde.StatusNotifierItem-{os.getpid()}-{next(_serials)}"
         reply = await bus.request_name(name, NameFlag.DO_NOT_QUEUE)
         self._name = name if reply in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER) \
@@ -601,6 +608,7 @@ class SniTray:
 
 
 def _icon_names(items: Sequence[Item]) -> set[str]:
+    """Every row icon name the menu uses, submenus included."""
     names: set[str] = set()
     for item in items:
         if item.icon:

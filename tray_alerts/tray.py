@@ -202,6 +202,7 @@ class Tray:
         return 0
 
     def _ready(self) -> None:
+        """The icon is up: start the app and the refresher, and say so (unless a signal came first)."""
         if self._stopping.is_set():  # a signal came while the icon was starting
             self.icon.stop()
             return
@@ -211,6 +212,7 @@ class Tray:
         print(f"tray-alerts running in the tray (push API on 127.0.0.1:{self.app.api.port})", flush=True)
 
     def _shutdown(self) -> None:
+        """Stop the refresher and the app once, however many ways quitting was asked for."""
         with self._shutdown_lock:
             if self._shut:
                 return

@@ -93,6 +93,7 @@ class PystrayIcon:
         self.icon.on_open = on_open
 
     def show(self, view: View, before: View | None) -> None:
+        """Set only what differs from what the icon shows: picture, title, menu."""
         if before is None or view.look != before.look:
             self.icon.icon = icon_image(view.look)
         if before is None or view.tooltip != before.tooltip:
@@ -101,6 +102,7 @@ class PystrayIcon:
             self.icon.menu = self._pystray.Menu(*[_to_pystray(item) for item in view.menu])
 
     def run(self, ready: Callable[[], None], quit: Callable[[], None]) -> None:
+        """Run pystray's main loop on this thread; `ready` once the icon is up; signals call `quit`."""
         _quit_on_signals(quit)  # until the main loop runs; then GLib's (below)
 
         def setup(icon: Any) -> None:
@@ -118,6 +120,7 @@ class PystrayIcon:
         self.icon.stop()
 
     def notify(self, message: str) -> bool:
+        """A pop-up through pystray, where its backend has one; False where not."""
         if not self.icon.HAS_NOTIFICATION:
             return False
         self.icon.notify(message, "tray-alerts")
@@ -150,6 +153,7 @@ def _menu_on_open(base: Any) -> Any:
         return base
 
     class MenuOnOpenIcon(base):  # type: ignore[misc, valid-type]
+        """pystray's icon, building its GTK menu only when it opens (pystray rebuilds every widget per update)."""
         on_open: Callable[[], None] | None = None
         _menu_stale = True
         _menu_handle = None
@@ -178,6 +182,7 @@ def _guard_pystray_notifier() -> None:
     original = module.Notifier
 
     class Notifier:
+        """pystray's notifier, kept from raising when no notification server or bus is there."""
         guarded = True
 
         def __init__(self) -> None:

@@ -133,6 +133,7 @@ class ViewBuilder:
         self.run(action)
 
     def _wire(self, items: Sequence[Item], found: dict[str, Action]) -> tuple[Item, ...]:
+        """The items with each keyed action replaced by a clicker that runs the newest build's action."""
         wired = []
         for item in items:
             action = item.action
@@ -143,6 +144,7 @@ class ViewBuilder:
         return tuple(wired)
 
     def _clicker(self, key: str) -> Action:
+        """One clicker per key, kept, so an unchanged line compares equal across builds."""
         clicker = self._clickers.get(key)
         if clicker is None:
             clicker = self._clickers[key] = functools.partial(self.click, key)
@@ -268,6 +270,7 @@ class Refresher:
         return pushed
 
     def _remember(self, view: View | None, fresh: bool) -> None:
+        """Note when this build was made (and when durations were last fresh)."""
         self._built_at = self.clock()
         if fresh:
             self._fresh_at = self._built_at

@@ -42,8 +42,6 @@ def separator(key: str) -> Item:
     return Item("-", key=key)
 
 
-SEPARATOR = separator("-")
-
 
 @dataclass
 class TrayState:
@@ -144,7 +142,7 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
 
 
 def alert_row(record: ActiveEvent, now: float, actions: Actions, muted_until: float | None = None) -> Item:
-    """`CRITICAL · disk_root`, `… (muted)`, or `… — acknowledged 14:32` (drawn grey), opening its submenu."""
+    """`CRITICAL · disk_root`, `… (muted)`, or `… — acknowledged 14:32` (with the grey acknowledged icon), opening its submenu."""
     notes = " (muted)" if muted_until else ""
     if record.acknowledged_at is not None:
         notes += f" — acknowledged {_when(record.acknowledged_at, now)}"

@@ -165,6 +165,7 @@ class DesktopChannel:
         return self._order
 
     def _action_invoked(self, notification_id: int, key: str) -> None:
+        """ActionInvoked from the server (on the bus loop): hand one of our actions to the worker thread."""
         event = self._popups.event_of(notification_id)
         if event is None or key not in ACTION_KEYS:
             log.debug("desktop: ignoring action %r on pop-up %d (not one of ours)", key, notification_id)
@@ -179,6 +180,7 @@ class DesktopChannel:
 
     # -- in the action thread ----------------------------------------------------------------------------------
     def _run_action(self, event: str, key: str) -> None:
+        """Call on_action on the worker thread; a failure is logged, never raised."""
         handler = self.on_action
         if handler is None:
             log.info("desktop: %s picked on the pop-up of %s, but nothing handles pop-up actions", key, event)
