@@ -8,8 +8,9 @@ import tray_alerts
 first = tray_alerts.raise_alert("backup_stale", "error", "backup is 3 days old", path="/backup")
 again = tray_alerts.raise_alert("backup_stale", "error", "backup is 3 days old")
 active = [a.event for a in tray_alerts.default_engine().active()]
+acknowledged = tray_alerts.acknowledge("backup_stale").kind
 cleared = tray_alerts.clear_alert("backup_stale", "backup ran")
-print(first, again, active, cleared)
+print(first, again, active, acknowledged, cleared)
 """
 
 
@@ -20,5 +21,5 @@ def test_module_level_functions_use_the_settings(tmp_path):
     env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "{'log': True} {} ['backup_stale'] {'log': True}"
+    assert result.stdout.strip() == "{'log': True} {} ['backup_stale'] acknowledged {'log': True}"
     assert "[RESOLVED] backup ran" in (tmp_path / "alerts.log").read_text()

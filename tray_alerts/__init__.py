@@ -1,4 +1,4 @@
-"""tray-alerts: debounced, routed desktop alerting. `raise_alert` / `clear_alert` are all a script needs."""
+"""tray-alerts: debounced, routed desktop alerting; `raise_alert`, `clear_alert` and `acknowledge` for scripts."""
 from __future__ import annotations
 
 import atexit
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["Alert", "ChannelOutcome", "DeliveryError", "Engine", "Level", "RaiseResult", "Result", "Routing",
-           "clear_alert", "default_engine", "raise_alert"]
+           "acknowledge", "clear_alert", "default_engine", "raise_alert"]
 
 RaiseResult = Result  # the name the design notes use
 
@@ -69,4 +69,14 @@ def clear_alert(event: str, message: str = "recovered") -> Result:
     result, _ = through_app_or_here(
         settings, lambda client: client.clear_alert(event, message, wait=settings.delivery_timeout),
         lambda: default_engine().clear_alert(event, message))
+    return result
+
+
+def acknowledge(event: str) -> Result:
+    """Acknowledge an active alert (it stays active; reminders and its pop-up stop until it escalates), through
+    the running app when it is up (see Engine.acknowledge)."""
+    from .client import through_app_or_here
+
+    result, _ = through_app_or_here(_user_settings(), lambda client: client.acknowledge(event),
+                                    lambda: default_engine().acknowledge(event))
     return result
