@@ -646,3 +646,14 @@ def test_an_api_that_never_started_stops_at_once_and_frees_its_port(engine):
     assert not stopper.is_alive(), "stop() waited for a server that never served"
     with socket.socket() as again:
         again.bind(("127.0.0.1", push.port))
+
+
+def test_a_clear_may_say_what_was_seen_as_it_recovered(api, engine, channels):
+    engine.raise_alert("disk_full", "warning", "disk at 93%", used="93%")
+    answer = api.post("/v1/alerts/disk_full/clear?wait=5", {"message": "back to 60%", "context": {"used": "60%"}})
+    assert answer.status_code == 200 and answer.json()["status"] == "cleared"
+    recovery = channels["slack"].sent[-1]
+    assert recovery.resolved and recovery.context == {"used": "60%"}  # never the firing's "93%"
+    engine.raise_alert("disk_full", "warning", "disk at 93%")
+    bad = api.post("/v1/alerts/disk_full/clear", {"context": ["used"]})
+    assert bad.status_code == 400 and "context" in error_of(bad)

@@ -48,7 +48,31 @@ def test_send_posts_the_alert_as_json_with_host(server, webhook):
         "at": "2024-05-17T12:30:01+00:00",
         "resolved": False,
         "host": socket.gethostname(),
+        "fingerprint": "",
+        "status": "firing",
+        "startsAt": "2024-05-17T12:30:01+00:00",
     }
+
+
+def test_every_notification_names_its_incident_so_receivers_can_dedupe(server, webhook):
+    from datetime import datetime, timedelta, timezone
+
+    server.expect_request(HOOK_PATH, method="POST").respond_with_json({"ok": True})
+    began = datetime(2024, 5, 17, 12, 0, tzinfo=timezone.utc)
+    firing = Alert("disk_full", Level.CRITICAL, "disk at 99%", at=began + timedelta(minutes=10),
+                   episode="disk_full@a1b2", since=began)
+    recovery = Alert("disk_full", Level.CRITICAL, "disk at 60%", at=began + timedelta(minutes=42), resolved=True,
+                     firing_for=42 * 60, episode="disk_full@a1b2", since=began)
+    next_one = Alert("disk_full", Level.WARNING, "disk at 91%", at=began + timedelta(hours=2),
+                     episode="disk_full@c3d4", since=began + timedelta(hours=2))
+    for alert in (firing, recovery, next_one):
+        webhook.send(alert)
+    sent = [request.get_json() for request, _ in server.log]
+    assert [(p["fingerprint"], p["status"], p["startsAt"], p.get("endsAt")) for p in sent] == [
+        ("disk_full@a1b2", "firing", "2024-05-17T12:00:00+00:00", None),  # an escalation: when the incident began
+        ("disk_full@a1b2", "resolved", "2024-05-17T12:00:00+00:00", "2024-05-17T12:42:00+00:00"),
+        ("disk_full@c3d4", "firing", "2024-05-17T14:00:00+00:00", None),  # the next incident: a new fingerprint
+    ]
 
 
 def test_payload_round_trips_to_the_alert(server, webhook):

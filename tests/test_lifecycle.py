@@ -131,16 +131,30 @@ def test_a_clear_of_nothing_active_is_not_active_and_tells_nobody():
 
 def test_a_clear_sends_one_recovery_to_everyone_told_with_how_long_it_fired():
     current = decide(fired(WARNING), Raise("disk", CRITICAL, "disk full", {"mount": "/var"}), T0 + 600, POLICY).after
-    transition = decide(current, Clear("disk", "disk at 40%"), T0 + 3600, POLICY)
+    transition = decide(current, Clear("disk", "disk at 40%", {"used": "40%"}), T0 + 3600, POLICY)
     assert transition.kind == CLEARED and transition.before is current and transition.after is None
     assert transition.changes_state
     assert channels(transition) == ["slack", "sms"] and kinds(transition) == {RECOVERY}  # sorted, once each
     alert = transition.notices[0].alert
     assert alert.resolved and not alert.reminder
     assert (alert.event, alert.level, alert.message, alert.context) == ("disk", CRITICAL, "disk at 40%",
-                                                                         {"mount": "/var"})
-    assert alert.at == from_timestamp(T0 + 3600) and alert.episode == "ep1"
+                                                                         {"used": "40%"})  # what recovered, now
+    assert alert.at == from_timestamp(T0 + 3600) and alert.episode == "ep1" and alert.since == from_timestamp(T0)
     assert alert.firing_for == 3600  # since the first firing, not since the escalation
+
+
+def test_a_recovery_never_carries_the_firings_stale_readings():
+    current = fired(context={"age": "45 s"})
+    alert = decide(current, Clear("disk"), T0 + 60, POLICY).notices[0].alert
+    assert alert.context == {} and alert.message == "recovered"
+
+
+def test_every_notice_of_an_episode_says_when_it_began():
+    current = fired(WARNING)
+    escalated = decide(current, Raise("disk", CRITICAL, "disk full"), T0 + 600, POLICY)
+    reminded = decide(escalated.after, Remind("disk"), T0 + 4000, remind_policy(60))
+    assert {n.alert.since for t in (escalated, reminded) for n in t.notices} == {from_timestamp(T0)}
+    assert {n.alert.episode for t in (escalated, reminded) for n in t.notices} == {"ep1"}
 
 
 def test_a_recovery_goes_only_to_channels_told_that_still_exist():

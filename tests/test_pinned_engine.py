@@ -53,9 +53,10 @@ class Sink:
             raise RuntimeError("engine unavailable")
         return {}
 
-    def clear_alert(self, event, message="recovered"):
+    def clear_alert(self, event, message="recovered", *, context=None):
         self.calls.append("clear")
         self.details.append((event, message))
+        self.recovered_with = context
         return {}
 
 
@@ -544,3 +545,12 @@ def test_time_not_running_does_not_count_toward_a_retrys_expiry(state_path, cloc
     with engine_for(state_path, clock, slack, retry=policy, background=True) as again:
         (later,) = again.pending()
         assert later.id == row.id and later.expires_at == row.expires_at + 86400.0
+
+
+def test_a_monitors_recovery_carries_what_it_read_as_it_recovered():
+    from tray_alerts.monitors.base import Reading
+
+    bad = Reading(Level.ERROR, "at 97%", 97.0, {"used": "97%"})
+    good = Reading(None, "at 61%", 61.0, {"used": "61%"})
+    _, _, sink = run_readings([bad, good])
+    assert sink.calls == ["raise:error", "clear"] and sink.recovered_with == {"used": "61%"}

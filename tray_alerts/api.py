@@ -143,7 +143,11 @@ class PushApi:
         message = body.get("message", "recovered")
         if not isinstance(message, str):
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'message' must be a string")
-        request = Clear(_valid("event", check_event, event), clean_message(message))
+        context = body.get("context") or {}
+        if not isinstance(context, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")
+        request = Clear(_valid("event", check_event, event), clean_message(message),
+                        clean_context(context_arguments(context)))
         return self.engine.submit(request, wait).to_json()
 
     def acknowledge(self, event: str) -> dict:

@@ -155,12 +155,14 @@ class Engine:
             return None
         return Result.debounced(event, record, seen, self.muted_until(event))
 
-    def clear_alert(self, event: str, message: str = "recovered", wait: float | None = None) -> Result:
-        """Recover an active event: one resolved alert to every channel told of it; the event re-arms."""
+    def clear_alert(self, event: str, message: str = "recovered", wait: float | None = None,
+                    context: Mapping[str, Any] | None = None) -> Result:
+        """Recover an active event: one resolved alert (with `context`: what was seen as it recovered) to every
+        channel told of it; the event re-arms."""
         check_event(event)
         if event not in self.mirror.active and not self.deferral and not self.mirror.maybe_changed():
             return Result(NOT_ACTIVE, event)
-        return self.submit(Clear(event, clean_message(message)), wait)
+        return self.submit(Clear(event, clean_message(message), clean_context(dict(context or {}))), wait)
 
     def acknowledge(self, event: str, wait: float | None = None) -> Result:
         """Someone is on it: the event stays active and listed, its reminders stop; an escalation un-acknowledges

@@ -41,7 +41,7 @@ class ActiveEvent:
     def alert(self) -> Alert:
         """The firing as an Alert (the latest firing or escalation)."""
         return Alert(self.event, self.level, self.message, dict(self.context), from_timestamp(self.at),
-                     episode=self.episode)
+                     episode=self.episode, since=from_timestamp(self.since))
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,11 @@ class Raise:
 
 @dataclass(frozen=True)
 class Clear:
-    """A condition reported over."""
+    """A condition reported over, with what was seen when it recovered (never the firing's stale readings)."""
 
     event: str
     message: str = "recovered"
+    context: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,9 @@ def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Poli
 def _clear(current: ActiveEvent | None, request: Clear, now: float, policy: Policy) -> Transition:
     if current is None:
         return Transition(NOT_ACTIVE, None, None)
-    recovery = Alert(current.event, current.level, request.message, dict(current.context), from_timestamp(now),
-                     resolved=True, firing_for=now - current.since, episode=current.episode)
+    recovery = Alert(current.event, current.level, request.message, dict(request.context), from_timestamp(now),
+                     resolved=True, firing_for=now - current.since, episode=current.episode,
+                     since=from_timestamp(current.since))
     return Transition(CLEARED, current, None, tuple(Notice(name, RECOVERY, recovery)
                                                     for name in _still_present(current.told, policy)))
 
@@ -167,7 +169,8 @@ def _remind(current: ActiveEvent | None, now: float, policy: Policy) -> Transiti
     if not reminder_due(current, now, policy):
         return Transition(NOT_DUE, current, current)
     reminder = Alert(current.event, current.level, current.message, dict(current.context), from_timestamp(now),
-                     reminder=True, firing_for=now - current.since, episode=current.episode)
+                     reminder=True, firing_for=now - current.since, episode=current.episode,
+                     since=from_timestamp(current.since))
     return Transition(REMINDED, current, replace(current, reminded_at=now),
                       tuple(Notice(name, REMINDER, reminder) for name in _still_present(current.told, policy)))
 

@@ -88,8 +88,8 @@ class Alert:
     """One notification about an event: a firing, an escalation, a reminder or (resolved=True) a recovery.
 
     `firing_for` (seconds) is set on recoveries and reminders: how long the event has been firing. `episode` names
-    the firing episode (first firing to recovery) it belongs to; `possible_repeat` says tray-alerts stopped while
-    sending this before, so it may have arrived already."""
+    the firing episode (first firing to recovery) it belongs to: the incident's fingerprint, and `since` when it
+    began; `possible_repeat` says tray-alerts stopped while sending this before, so it may have arrived already."""
 
     event: str
     level: Level
@@ -101,6 +101,7 @@ class Alert:
     firing_for: float | None = None
     episode: str = ""
     possible_repeat: bool = False
+    since: datetime | None = None  # when the episode began (its first firing)
 
     def __post_init__(self) -> None:
         self.level = Level.parse(self.level)
@@ -145,6 +146,7 @@ class Alert:
             **({"firing_for": self.firing_for} if self.firing_for is not None else {}),
             **({"episode": self.episode} if self.episode else {}),
             **({"possible_repeat": True} if self.possible_repeat else {}),
+            **({"since": self.since.isoformat()} if self.since is not None else {}),
         }
 
     @classmethod
@@ -161,6 +163,7 @@ class Alert:
             firing_for=data.get("firing_for"),
             episode=str(data.get("episode") or ""),
             possible_repeat=bool(data.get("possible_repeat", False)),
+            since=datetime.fromisoformat(data["since"]) if data.get("since") else None,
         )
 
 

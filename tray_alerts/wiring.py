@@ -81,8 +81,8 @@ class MonitorSink:
         return self.engine.raise_request(Raise(check_event(event), Level.parse(level), clean_message(message),
                                                clean_context(context)), wait=0.0)
 
-    def clear_alert(self, event: str, message: str = "recovered") -> Result:
-        return self.engine.clear_alert(event, message, wait=0.0)
+    def clear_alert(self, event: str, message: str = "recovered", *, context: dict | None = None) -> Result:
+        return self.engine.clear_alert(event, message, wait=0.0, context=context)
 
 
 class _RaisesNothing:
@@ -91,7 +91,7 @@ class _RaisesNothing:
     def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> Result:
         raise RuntimeError("check raises nothing")
 
-    def clear_alert(self, event: str, message: str = "recovered") -> Result:
+    def clear_alert(self, event: str, message: str = "recovered", *, context: dict | None = None) -> Result:
         raise RuntimeError("check clears nothing")
 
 

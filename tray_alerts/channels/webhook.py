@@ -12,7 +12,8 @@ TIMEOUT = 10.0
 
 
 class WebhookChannel:
-    """POSTs `{event, level, message, context, at, resolved, host}` as JSON to `url`."""
+    """POSTs `{event, level, message, context, at, resolved, host}` and the incident (`fingerprint`, `status`,
+    `startsAt`, `endsAt` on a recovery) as JSON to `url`."""
 
     SECRET_KEYS = ("url", "headers")  # webhook URLs and auth headers carry tokens
 
@@ -29,8 +30,15 @@ class WebhookChannel:
 
     def send(self, alert: Alert) -> None:
         """POST the alert as JSON."""
-        post(self._url, "webhook", self.timeout, json={**alert.to_dict(), "host": socket.gethostname()},
-             headers=self._headers)
+        post(self._url, "webhook", self.timeout, json=payload(alert, socket.gethostname()), headers=self._headers)
+
+
+def payload(alert: Alert, host: str) -> dict:
+    """The JSON body: the alert, the host, and its incident as receivers that dedupe expect it."""
+    started = alert.since or alert.at
+    return {**alert.to_dict(), "host": host, "fingerprint": alert.episode,
+            "status": "resolved" if alert.resolved else "firing", "startsAt": started.isoformat(),
+            **({"endsAt": alert.at.isoformat()} if alert.resolved else {})}
 
 
 def parse_headers(text: str) -> dict[str, str]:

@@ -21,7 +21,8 @@ class AlertSink(Protocol):
 
     def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> dict[str, bool]: ...
 
-    def clear_alert(self, event: str, message: str = "recovered") -> dict[str, bool]: ...
+    def clear_alert(self, event: str, message: str = "recovered", *, context: dict | None = None
+                    ) -> dict[str, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class MonitorRunner:
             if reading.level is not None and bad >= spec.failures_before_alert:
                 self.sink.raise_alert(name, reading.level, message, **reading.context)
             elif reading.ok and good >= spec.successes_before_clear:
-                self.sink.clear_alert(name, message)
+                self.sink.clear_alert(name, message, context=reading.context)
         except Exception:
             log.exception("monitor %s: could not pass its reading to the engine", name)
         if self._on_change is not None:
