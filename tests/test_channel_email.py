@@ -13,9 +13,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from helpers_net import SHORT_TIMEOUT, disk_alert, free_port, send_failure
 from tray_alerts.channels import build_channel
+from tray_alerts.channels import email as email_module
 from tray_alerts.channels.base import NotConfigured, SettingError
 from tray_alerts.channels.email import EmailChannel
 from tray_alerts.delivery import attempt
+from tray_alerts.lifecycle import ActiveEvent
 from tray_alerts.model import Alert, Level
 
 SENDER = "alerts@example.test"
@@ -112,7 +114,7 @@ def test_plain_delivery_to_all_recipients(smtp_server):
     assert message["From"] == SENDER
     assert message["To"] == ", ".join(RECIPIENTS)
     assert message["Date"]
-    assert message["Message-ID"].endswith("@tray-alerts>")
+    assert not message["Message-ID"].endswith("@tray-alerts>")
     body = message.get_content()
     lines = body.splitlines()
     assert lines[0] == "disk at 95% on /var"
@@ -130,7 +132,7 @@ def test_resolved_alert_subject_starts_with_resolved(smtp_server):
     make_email(port).send(disk_alert(Level.WARNING, resolved=True))
     (message,) = recorder.messages()
     assert message["Subject"].startswith("[RESOLVED]")
-    assert message["Subject"] == "[RESOLVED] disk_full: disk at 95% on /var"
+    assert message["Subject"] == "[RESOLVED] disk_full (was WARNING): disk at 95% on /var"
     assert "state: recovered" in message.get_content().splitlines()
 
 
@@ -346,3 +348,214 @@ def test_password_is_kept_verbatim_and_verify_can_be_switched_off():
     assert channel._username == "me"
     assert channel.verify is False
     assert channel.sender == f"tray-alerts@{socket.gethostname()}"
+
+
+# --- encoding: RFC 2047 subjects that keep their spaces, a 7-bit body -------------------------------------------------
+
+UNICODE_PASSWORD = "Päßwörd✅secret"
+NON_ASCII = [char for char in UNICODE_PASSWORD if not char.isascii()]
+
+
+def received(recorder: Recorder) -> email.message.EmailMessage:
+    """The one mail the server got, parsed by the email package."""
+    (message,) = recorder.messages()
+    return message
+
+
+@pytest.mark.parametrize("text", ["wieder gut ✅ Ölstand", "Füllstand über 95 % 🔥 🔥 auf /var — bitte prüfen",
+                                  "日本語 テキスト ✅ ok" + " lang" * 30], ids=["short", "emoji", "folded"])
+def test_subject_keeps_the_spaces_between_encoded_words(smtp_server, text):
+    recorder, port = smtp_server()
+    make_email(port).send(Alert("ölstand", Level.WARNING, text))
+    message = received(recorder)
+    assert message["Subject"] == f"[WARNING] ölstand: {text}"
+    raw_subject = recorder.envelopes[0].content.split(b"\r\n\r\n")[0].decode("ascii")
+    assert all(len(line) <= 76 for line in raw_subject.split("\r\n") if "=?" in line)
+
+
+def test_the_message_is_7bit_clean_and_the_body_decodes(smtp_server):
+    recorder, port = smtp_server()  # aiosmtpd advertises 8BITMIME; the channel does not need it
+    make_email(port).send(Alert("ölstand", Level.ERROR, "Ölstand niedrig ✅", {"tank": "Küche 🔥"}))
+    (envelope,) = recorder.envelopes
+    assert all(byte < 128 for byte in envelope.content)
+    assert "BODY=8BITMIME" not in envelope.mail_options
+    message = received(recorder)
+    assert message["Content-Transfer-Encoding"] == "quoted-printable"
+    lines = message.get_content().splitlines()
+    assert lines[0] == "Ölstand niedrig ✅"
+    assert "tank: Küche 🔥" in lines
+    assert lines[-1] == "— tray-alerts"
+
+
+def test_an_encoded_word_lookalike_in_the_message_is_not_decoded(smtp_server):
+    recorder, port = smtp_server()
+    make_email(port).send(Alert("probe", Level.INFO, "=?utf-8?q?fake?= text"))
+    assert received(recorder)["Subject"] == "[INFO] probe: =?utf-8?q?fake?= text"
+
+
+def test_a_grouped_mail_is_7bit_clean_too(smtp_server):
+    recorder, port = smtp_server()
+    make_email(port).send_many([Alert("a", Level.ERROR, "Öl ✅ leer"), Alert("b", Level.INFO, "gut 🔥 so")])
+    assert all(byte < 128 for byte in recorder.envelopes[0].content)
+    message = received(recorder)
+    assert message["Subject"] == "[tray-alerts] 2 alerts, worst error"
+    assert "[ERROR] a: Öl ✅ leer" in message.get_content().splitlines()
+
+
+# --- Message-ID domain and threading -------------------------------------------------------------------------------
+
+T0 = disk_alert().at
+
+
+def episode_mails(episode: str = "5eed0000cafe0001") -> list[Alert]:
+    """A firing, its escalation, a reminder and its recovery, shaped as the lifecycle makes them."""
+    firing = ActiveEvent("disk_full", Level.WARNING, "disk at 85% on /var", {"mount": "/var"}, since=T0.timestamp(),
+                         at=T0.timestamp(), episode=episode)
+    escalated = ActiveEvent("disk_full", Level.CRITICAL, "disk at 95% on /var", {"mount": "/var"},
+                            since=T0.timestamp(), at=T0.timestamp() + 60, episode=episode)
+    reminder = Alert("disk_full", Level.CRITICAL, "disk at 95% on /var", at=escalated.alert().at.replace(hour=13),
+                     reminder=True, firing_for=1800, episode=episode)
+    recovery = Alert("disk_full", Level.CRITICAL, "back to 60% on /var", {"mount": "/var"}, resolved=True,
+                     firing_for=42 * 60, episode=episode)
+    return [firing.alert(), escalated.alert(), reminder, recovery]
+
+
+def test_message_id_is_on_the_hosts_fqdn(smtp_server, monkeypatch):
+    monkeypatch.setattr(email_module.socket, "getfqdn", lambda *name: "alerts-host.example.org")
+    recorder, port = smtp_server()
+    make_email(port).send(disk_alert())
+    assert received(recorder)["Message-ID"].endswith("@alerts-host.example.org>")
+
+
+def test_message_id_falls_back_to_the_senders_domain_without_an_fqdn(smtp_server, monkeypatch):
+    monkeypatch.setattr(email_module.socket, "getfqdn", lambda *name: "localhost")
+    recorder, port = smtp_server()
+    make_email(port).send(disk_alert())
+    message_id = received(recorder)["Message-ID"]
+    assert message_id.endswith("@example.test>")
+    assert "tray-alerts>" not in message_id
+
+
+def test_escalation_reminder_and_recovery_thread_under_the_firing(smtp_server, monkeypatch):
+    monkeypatch.setattr(email_module.socket, "getfqdn", lambda *name: "alerts-host.example.org")
+    recorder, port = smtp_server()
+    channel = make_email(port)
+    for alert in episode_mails():
+        channel.send(alert)
+    firing, escalation, reminder, recovery = recorder.messages()
+    assert firing["Message-ID"] == "<5eed0000cafe0001.firing@alerts-host.example.org>"
+    assert firing["In-Reply-To"] is None and firing["References"] is None
+    ids = [message["Message-ID"] for message in recorder.messages()]
+    assert len(set(ids)) == 4
+    for later in (escalation, reminder, recovery):
+        assert later["In-Reply-To"] == firing["Message-ID"]
+        assert later["References"] == firing["Message-ID"]
+    assert escalation["Subject"] == "[CRITICAL] disk_full: disk at 95% on /var"
+
+
+def test_a_retried_mail_keeps_its_message_id(smtp_server):
+    recorder, port = smtp_server()
+    channel = make_email(port)
+    for alert in episode_mails() * 2:
+        channel.send(alert)
+    ids = [message["Message-ID"] for message in recorder.messages()]
+    assert ids[:4] == ids[4:]
+
+
+def test_a_new_episode_starts_a_new_thread(smtp_server):
+    recorder, port = smtp_server()
+    channel = make_email(port)
+    channel.send(episode_mails("0000000000000001")[-1])
+    channel.send(episode_mails("0000000000000002")[0])
+    recovery, next_firing = recorder.messages()
+    assert next_firing["In-Reply-To"] is None and next_firing["References"] is None
+    assert next_firing["Message-ID"] != recovery["In-Reply-To"]
+    assert next_firing["Message-ID"].startswith("<0000000000000002.firing@")
+
+
+def test_an_alert_without_an_episode_is_not_threaded(smtp_server):
+    recorder, port = smtp_server()
+    channel = make_email(port)
+    channel.send(disk_alert())
+    channel.send(disk_alert())
+    first, second = recorder.messages()
+    assert first["Message-ID"] != second["Message-ID"]
+    assert first["In-Reply-To"] is None and second["References"] is None
+
+
+# --- recovery subjects -----------------------------------------------------------------------------------------------
+
+def test_recovery_subject_says_what_fired_and_for_how_long(smtp_server):
+    recorder, port = smtp_server()
+    make_email(port).send(episode_mails()[-1])
+    assert received(recorder)["Subject"] == "[RESOLVED] disk_full (was CRITICAL): back to 60% on /var — " \
+                                            "recovered after 42 min"
+
+
+def test_recovery_subject_without_a_message_of_its_own(smtp_server):
+    recorder, port = smtp_server()
+    make_email(port).send(Alert("disk_full", Level.ERROR, "recovered", resolved=True, firing_for=90))
+    assert received(recorder)["Subject"] == "[RESOLVED] disk_full (was ERROR) — recovered after 1 min"
+
+
+def test_non_ascii_recovery_subject_keeps_its_spaces(smtp_server):
+    recorder, port = smtp_server()
+    make_email(port).send(Alert("ölstand", Level.WARNING, "wieder gut ✅ Ölstand", resolved=True, firing_for=2520))
+    assert received(recorder)["Subject"] == "[RESOLVED] ölstand (was WARNING): wieder gut ✅ Ölstand — " \
+                                            "recovered after 42 min"
+
+
+def test_long_recovery_subject_keeps_the_duration():
+    alert = Alert("flood", Level.INFO, "z" * 500, resolved=True, firing_for=60)
+    text = email_module.subject(alert)
+    assert len(text) <= 200
+    assert text.endswith("… — recovered after 1 min")
+
+
+# --- non-ASCII credentials -------------------------------------------------------------------------------------------
+
+def check_unicode_password(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data == (USERNAME.encode(), UNICODE_PASSWORD.encode())
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+
+@pytest.mark.parametrize("excluded", [[], ["PLAIN"]], ids=["plain", "login"])
+def test_non_ascii_password_logs_in_as_utf8(smtp_server, excluded):
+    recorder, port = smtp_server(authenticator=check_unicode_password, auth_require_tls=False, auth_required=True,
+                                 auth_exclude_mechanism=excluded)
+    make_email(port, username=USERNAME, password=UNICODE_PASSWORD).send(disk_alert())
+    assert len(recorder.envelopes) == 1
+
+
+def test_wrong_non_ascii_password_is_refused_without_showing_it(smtp_server, isolated_secrets, caplog):
+    caplog.set_level("DEBUG")
+    recorder, port = smtp_server(authenticator=check_password, auth_require_tls=False, auth_required=True)
+    channel = make_email(port, username=USERNAME, password=UNICODE_PASSWORD)
+    error = send_failure(channel, disk_alert())
+    assert error.message == "email: login refused by 127.0.0.1 (535)"
+    assert error.retryable is False
+    outcome = attempt(channel, disk_alert())
+    assert (outcome.ok, outcome.retryable) == (False, False)
+    ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("tray_alerts"))
+    for text in (error.message, outcome.detail, ours):
+        assert not any(char in text for char in NON_ASCII)
+        assert UNICODE_PASSWORD not in text
+    assert recorder.envelopes == []
+
+
+@pytest.mark.parametrize("key", ["password", "username"])
+@pytest.mark.parametrize("value", ["pä\x00ss", "pass\udce4word", "tab\there"])
+def test_unsendable_credentials_are_refused_at_config_time(key, value):
+    with pytest.raises(SettingError) as caught:
+        EmailChannel.from_options("mail", {"host": "smtp.example.test", "to": "a@example.test", "username": "me",
+                                           key: value})
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"{key}: contains a control character")
+    assert not any(char in str(caught.value) for char in value if not char.isascii() or not char.isprintable())
+    assert value not in str(caught.value)
+
+
+def test_non_ascii_password_is_taken_at_config_time():
+    channel = EmailChannel.from_options("mail", {"host": "smtp.example.test", "to": "a@example.test",
+                                                 "username": "jörg", "password": UNICODE_PASSWORD})
+    assert channel._password == UNICODE_PASSWORD
