@@ -24,6 +24,7 @@ class Outcome:
     detail: str = ""
     retryable: bool = False
     retry_after: float | None = None
+    may_have_arrived: bool = False  # it failed after the request was sent: the peer may have it
 
 
 
@@ -39,7 +40,7 @@ def attempt(channel: Channel, alert: Alert | list[Alert], recipient: str = "") -
         else:
             result = channel.send(alert)
     except DeliveryError as error:
-        return Outcome(False, redact(error.message), error.retryable, error.retry_after)
+        return Outcome(False, redact(error.message), error.retryable, error.retry_after, error.may_have_arrived)
     except Exception as error:  # a channel bug must not take the engine down
         log.debug("channel %s raised", getattr(channel, "name", "?"), exc_info=True)
         return Outcome(False, redact(f"{type(error).__name__}: {error}"), retryable=True)

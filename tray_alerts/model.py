@@ -16,7 +16,7 @@ MAX_CONTEXT_ITEMS = 50
 MAX_CONTEXT_KEY_LENGTH = 100
 MAX_CONTEXT_VALUE_LENGTH = 1000
 ELLIPSIS = "…"
-POSSIBLE_REPEAT_NOTE = "possibly a repeat: tray-alerts stopped while sending this before"
+POSSIBLE_REPEAT_NOTE = "possibly a repeat: an earlier try may have arrived"
 
 
 class Level(str, Enum):
@@ -89,7 +89,7 @@ class Alert:
 
     `firing_for` (seconds) is set on recoveries and reminders: how long the event has been firing. `episode` names
     the firing episode (first firing to recovery) it belongs to: the incident's fingerprint, and `since` when it
-    began; `possible_repeat` says tray-alerts stopped while sending this before, so it may have arrived already."""
+    began; `possible_repeat` says an earlier try (cut off by a crash, or unanswered) may have arrived already."""
 
     event: str
     level: Level

@@ -58,6 +58,7 @@ class Answer:
     result: str
     detail: str
     at: float | None = None
+    possible_repeat: bool = False  # the next try may repeat what the peer already has
 
 
 def answer_for(row: Delivery, outcome: Outcome, now: float, policy: RetryPolicy,
@@ -72,7 +73,8 @@ def answer_for(row: Delivery, outcome: Outcome, now: float, policy: RetryPolicy,
     if tries >= MIN_ATTEMPTS and next_at >= row.expires_at:
         return Answer(RESULT_FAILED, f"gave up after {tries} tries: {outcome.detail}")
     failed = f"retry {row.attempts} failed: {outcome.detail}" if row.attempts else outcome.detail
-    return Answer(RESULT_RETRYING, f"{failed} — will retry at {clock_text(from_timestamp(next_at))}", next_at)
+    return Answer(RESULT_RETRYING, f"{failed} — will retry at {clock_text(from_timestamp(next_at))}", next_at,
+                  outcome.may_have_arrived)
 
 
 def expired(row: Delivery, now: float) -> bool:
@@ -312,7 +314,7 @@ class Outbox:
     def _record(self, tx: Transaction, row: Delivery, answer: Answer, now: float) -> None:
         ok = answer.result == RESULT_DELIVERED
         if answer.result == RESULT_RETRYING:
-            tx.retry_later(row, answer.at or now, answer.detail)
+            tx.retry_later(row, answer.at or now, answer.detail, answer.possible_repeat)
             tx.delivery_line(row, now, False, answer.detail)
             log.warning("%s: %s not delivered to %s: %s", row.event, row.alert.tag, row.channel, answer.detail)
         elif answer.result == RESULT_FAILED:

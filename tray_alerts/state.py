@@ -551,10 +551,11 @@ class Transaction:
         self.db.execute("UPDATE outbox SET not_before = ?, hold = ?, last_error = ?, lease_until = 0,"
                         " lease_owner = '', in_flight = 0 WHERE id = ?", (until, hold, reason, row.id))
 
-    def retry_later(self, row: Delivery, until: float, error: str) -> None:
-        """A failed attempt to be tried again at `until`."""
+    def retry_later(self, row: Delivery, until: float, error: str, possible_repeat: bool = False) -> None:
+        """A failed attempt to be tried again at `until` (marked a possible repeat when it may have arrived)."""
         self.db.execute("UPDATE outbox SET attempts = attempts + 1, not_before = ?, hold = 'retry', last_error = ?,"
-                        " lease_until = 0, lease_owner = '', in_flight = 0 WHERE id = ?", (until, error, row.id))
+                        " lease_until = 0, lease_owner = '', in_flight = 0, possible_repeat = max(possible_repeat, ?)"
+                        " WHERE id = ?", (until, error, int(possible_repeat), row.id))
 
     def finish(self, row: Delivery, status: str, detail: str, at: float) -> bool:
         """A row is done (delivered, failed for good, dropped); False if it was done already (by another

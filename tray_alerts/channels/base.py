@@ -18,13 +18,19 @@ class Channel(Protocol):
 
 
 class DeliveryError(Exception):
-    """A failed delivery; `retryable` says whether trying again later could help."""
+    """A failed delivery; `retryable` says whether trying again later could help, `may_have_arrived` that the
+    request was fully sent before it failed (so the next try may be a repeat, and says so)."""
 
-    def __init__(self, message: str, retryable: bool = True, retry_after: float | None = None):
+    may_have_arrived = False
+
+    def __init__(self, message: str, retryable: bool = True, retry_after: float | None = None,
+                 may_have_arrived: bool | None = None):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        if may_have_arrived is not None:
+            self.may_have_arrived = may_have_arrived
 
 
 class NotConfigured(Exception):
