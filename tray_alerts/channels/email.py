@@ -137,6 +137,7 @@ class EmailChannel:
     def _deliver(self, message: EmailMessage) -> None:
         try:
             with self._connect() as smtp:
+                smtp.set_debuglevel(0)  # a host's class-wide SMTP.debuglevel would print the AUTH lines to stderr
                 if self._username:
                     self._login(smtp)
                 smtp.send_message(message)
