@@ -1,29 +1,109 @@
 """Text messages through Twilio's Messages API, capped per hour so a storm cannot run up a bill."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
 from typing import Mapping
 
-from ..model import Alert, truncate
-from .base import DeliveryError, SettingError, require
+from ..model import Alert
+from .base import DeliveryError, NotConfigured, SettingError, require
 from .http import check_url, post
 
 TWILIO_API = "https://api.twilio.com"
-MAX_BODY = 1600
+MAX_BODY = 1600  # Twilio's limit for Body: GSM-7 septets, or UTF-16 code units once it is UCS-2
 TIMEOUT = 10.0
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")  # Twilio's SID<MG> pattern
+
+GSM7, UCS2 = "GSM-7", "UCS-2"
+# GSM 03.38 default alphabet (0x1B, the escape, left out) and its extension table, whose characters are sent as
+# escape + code: two septets. 0x09 is the capital Ç (no ç), 0x24 is ¤ ($ is 0x02), no backtick; FF is 0x1B 0x0A.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_CUT, UCS2_CUT = "...", "…"
+# (parts of one message, parts of a concatenated one) per encoding: septets / UTF-16 units per segment
+SEGMENT_SIZES = {GSM7: (160, 153), UCS2: (70, 67)}
+
+
+def septets(char: str) -> int | None:
+    """How many GSM-7 septets the character takes (1, or 2 from the extension table), None if it has none."""
+    if char in GSM7_BASIC:
+        return 1
+    if char in GSM7_EXTENSION:
+        return 2
+    return None
+
+
+def utf16_units(char: str) -> int:
+    """How many UTF-16 code units the character takes (2 outside the BMP: an emoji)."""
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def encoding(text: str) -> str:
+    """GSM-7 when every character is in the GSM 03.38 alphabet or its extension table, else UCS-2."""
+    return GSM7 if all(septets(char) is not None for char in text) else UCS2
+
+
+def length(text: str) -> int:
+    """The text's length as Twilio counts it against 1600: septets in GSM-7, UTF-16 code units in UCS-2."""
+    if encoding(text) == GSM7:
+        return sum(septets(char) or 0 for char in text)
+    return sum(utf16_units(char) for char in text)
+
+
+def fit_body(text: str) -> str:
+    """The text within MAX_BODY, cut with `...` where what is kept is GSM-7 (so it stays GSM-7), else with `…`."""
+    if length(text) <= MAX_BODY:
+        return text
+    room = MAX_BODY - len(GSM7_CUT)
+    used = 0
+    for index, char in enumerate(text):
+        size = septets(char)
+        if size is None and used < room:
+            break  # a non-GSM character within what would be kept: the body is UCS-2 anyway
+        if size is None or used + size > room:
+            return text[:index] + GSM7_CUT
+        used += size
+    room = MAX_BODY - len(UCS2_CUT)
+    used = 0
+    for index, char in enumerate(text):  # whole code points: a surrogate pair is never split
+        used += utf16_units(char)
+        if used > room:
+            return text[:index] + UCS2_CUT
+    return text  # not reached: the text is longer than MAX_BODY
+
+
+def segments(body: str) -> int:
+    """How many SMS segments the body is sent as (an escape pair or a surrogate pair never split over two)."""
+    name = encoding(body)
+    single, part = SEGMENT_SIZES[name]
+    sizes = [septets(char) or 0 for char in body] if name == GSM7 else [utf16_units(char) for char in body]
+    if sum(sizes) <= single:
+        return 1
+    count, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            count, used = count + 1, 0
+        used += size
+    return count
 
 
 class SmsChannel:
     """Texts every recipient; at most `max_per_hour` alerts are texted in any hour."""
 
-    def __init__(self, name: str, account_sid: str, auth_token: str, sender: str, recipients: list[str],
-                 api_url: str = TWILIO_API, max_per_hour: int = 5, timeout: float = TIMEOUT):
+    def __init__(self, name: str, account_sid: str, auth_token: str, sender: str | None, recipients: list[str],
+                 api_url: str = TWILIO_API, max_per_hour: int = 5, timeout: float = TIMEOUT,
+                 messaging_service_sid: str | None = None):
+        if (sender is None) == (messaging_service_sid is None):
+            raise ValueError("give exactly one of sender and messaging_service_sid")
         self.name = name
         self._auth = (account_sid, auth_token)
         self._url = f"{check_url('api_url', api_url).rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self.sender = sender
+        self.messaging_service_sid = messaging_service_sid
         self.recipients = recipients
         self.max_per_hour = max_per_hour
         self.timeout = timeout
@@ -32,22 +112,38 @@ class SmsChannel:
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> SmsChannel:
-        """Built from [channel.NAME]: account_sid, auth_token, from, to (required), api_url, max_per_hour."""
+        """From [channel.NAME]: account_sid, auth_token, to, from or messaging_service_sid; api_url, max_per_hour."""
         recipients = [number.strip() for number in require(options, "to").split(",") if number.strip()]
         cap_text = options.get("max_per_hour", "").strip() or "5"
         if not cap_text.isdigit():
             raise SettingError("max_per_hour", f"not a whole number: {cap_text!r}")
-        return cls(name, require(options, "account_sid"), require(options, "auth_token"), require(options, "from"),
-                   recipients, options.get("api_url", "").strip() or TWILIO_API, int(cap_text))
+        account_sid, auth_token = require(options, "account_sid"), require(options, "auth_token")
+        sender, service = cls._sender(options)
+        return cls(name, account_sid, auth_token, sender, recipients, options.get("api_url", "").strip() or TWILIO_API,
+                   int(cap_text), messaging_service_sid=service)
+
+    @staticmethod
+    def _sender(options: Mapping[str, str]) -> tuple[str | None, str | None]:
+        """(from, None) or (None, messaging_service_sid): exactly one is set, the SID of Twilio's `MG…` shape."""
+        sender = options.get("from", "").strip()
+        service = options.get("messaging_service_sid", "").strip()
+        if sender and service:
+            raise SettingError("messaging_service_sid", "set either from or messaging_service_sid, not both")
+        if service:
+            if not MESSAGING_SERVICE_SID.fullmatch(service):
+                raise SettingError("messaging_service_sid", "not a Messaging Service SID (MG and 32 hex digits)")
+            return None, service
+        if not sender:
+            raise NotConfigured("from is empty (and no messaging_service_sid)")
+        return sender, None
 
     @staticmethod
     def body(alert: Alert) -> str:
-        """`[CRITICAL] disk_full: disk at 95% on /var (host=…)` cut to Twilio's 1600 characters."""
+        """`[CRITICAL] disk_full: disk at 95% on /var (host=…)` within Twilio's 1600 (see fit_body)."""
         context = ", ".join(f"{key}={value}" for key, value in alert.context.items())
         note = alert.note()
         context = f"{note}; {context}" if note and context else note or context
-        return truncate(f"[{alert.tag}] {alert.event}: {alert.message}" + (f" ({context})" if context else ""),
-                        MAX_BODY)
+        return fit_body(f"[{alert.tag}] {alert.event}: {alert.message}" + (f" ({context})" if context else ""))
 
     def row_recipients(self) -> list[str]:
         """One outbox row per number: a number that fails is retried alone, the others are not texted again."""
@@ -73,8 +169,9 @@ class SmsChannel:
             raise
 
     def _post(self, alert: Alert, number: str) -> None:
-        post(self._url, "SMS", self.timeout, auth=self._auth,
-             data={"From": self.sender, "To": number, "Body": self.body(alert)})
+        sender = {"From": self.sender} if self.sender is not None else \
+            {"MessagingServiceSid": self.messaging_service_sid}
+        post(self._url, "SMS", self.timeout, auth=self._auth, data={**sender, "To": number, "Body": self.body(alert)})
 
     def _take_quota(self, key: tuple | None) -> tuple | None:
         """Count an alert against the hourly cap — once for all its numbers when `key` names it — or refuse it
