@@ -23,6 +23,8 @@ TIMEOUT = 60
 # What follows the file name in the error line, for every corpus file: ` [section] key: problem` where the
 # problem is in a section or key, `: problem` where it is the file as a whole.
 EXPECTED = {
+    "alertmanager_labels_bad_name.ini": " [channel.am] labels: not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*,"
+                                        " no leading __): 'free%'",
     "alertmanager_refresh_not_a_duration.ini": " [channel.am] refresh: not a duration: 'often'",
     "alerts_api_port_env_fallback_bad.ini": " [alerts] api_port: not a port number (1-65535): 'eighty'",
     "alerts_api_port_float.ini": " [alerts] api_port: not a port number",

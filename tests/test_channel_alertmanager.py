@@ -8,7 +8,10 @@ unique event name (alertname) each.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from functools import partial
@@ -62,8 +65,8 @@ def channels():
     """Make AlertmanagerChannels that are closed (refresh stopped) when the test ends."""
     made: list[AlertmanagerChannel] = []
 
-    def make(url: str, refresh: float = 60.0) -> AlertmanagerChannel:
-        channel = AlertmanagerChannel("am", url, refresh=refresh, timeout=5.0)
+    def make(url: str, refresh: float = 60.0, **options) -> AlertmanagerChannel:
+        channel = AlertmanagerChannel("am", url, refresh=refresh, timeout=5.0, **options)
         made.append(channel)
         return channel
 
@@ -101,28 +104,110 @@ def post_control(peer: AlertmanagerPeer, name: str) -> None:
 
 # --- a firing alert ----------------------------------------------------------------------------------------------
 
-def test_a_firing_alert_appears_with_its_labels_and_summary(am, channels, event):
+def test_a_firing_alert_has_only_identifying_labels_and_its_context_in_annotations(am, channels, event):
     channel = channels(am.url)
     alert = firing(event, Level.WARNING, "disk at 95% on /var",
-                   **{"mount.point": "/var", "host": "web-01", "1st": "a", "free %": 5,
-                      "alertname": "spoofed", "severity": "info", "__meta": "x"})
+                   **{"mount.point": "/var", "host": "web-01", "1st": "a", "free %": 5, "ok": True,
+                      "alertname": "spoofed", "severity": "info", "summary": "spoofed", "__meta": "x"})
     assert channel.send(alert) is None
 
     [shown] = active(am, event)
-    assert shown["labels"] == {
-        "alertname": event,
-        "severity": "warning",
-        "instance": HOST,
+    assert shown["labels"] == {"alertname": event, "severity": "warning", "instance": HOST}
+    assert shown["annotations"] == {
+        "summary": "disk at 95% on /var",
+        "description": "mount.point: /var\nhost: web-01\n1st: a\nfree %: 5\nok: true\nalertname: spoofed\n"
+                       "severity: info\nsummary: spoofed\n__meta: x",
         "mount_point": "/var",
         "host": "web-01",
         "_1st": "a",
         "free__": "5",
+        "ok": "true",
+        "alertname": "spoofed",
+        "severity": "info",
     }
-    assert shown["annotations"] == {"summary": "disk at 95% on /var"}
+    assert "generatorURL" not in shown
     assert shown["status"]["state"] == "active"
     assert parse_time(shown["startsAt"]) == alert.at
     assert parse_time(shown["endsAt"]) > datetime.now(timezone.utc)   # open-ended: now + resolve_timeout
     assert am.alerts_named(event, active=False) == []
+
+
+def test_null_context_values_are_left_out_never_the_text_none(am, channels, event):
+    channel = channels(am.url, labels=["nullish"])
+    channel.send(firing(event, nullish=None, empty="", mount="/var"))
+
+    [shown] = active(am, event)
+    assert shown["labels"] == {"alertname": event, "severity": "warning", "instance": HOST}
+    assert shown["annotations"] == {"summary": "disk at 95% on /var", "description": "empty: \nmount: /var",
+                                    "empty": "", "mount": "/var"}
+    assert "None" not in str(shown["labels"]) + str(shown["annotations"])
+
+
+def test_a_big_context_stays_out_of_the_labels_and_long_values_are_cut(am, channels, event):
+    channel = channels(am.url, labels=["long_label"])
+    context = {f"reading_{number}": "x" * 1000 for number in range(54)}
+    channel.send(firing(event, long_label="y" * 1000, **context))
+
+    [shown] = active(am, event)
+    assert set(shown["labels"]) == {"alertname", "severity", "instance", "long_label"}
+    assert shown["labels"]["long_label"] == "y" * (alertmanager_module.MAX_LABEL_VALUE - 1) + "…"
+    assert shown["annotations"]["reading_0"] == "x" * 1000
+    description = shown["annotations"]["description"]
+    assert len(description) <= alertmanager_module.MAX_DESCRIPTION
+    assert description.startswith("reading_0: " + "x" * (alertmanager_module.MAX_DESCRIPTION_VALUE - 1) + "…\n")
+    assert description.splitlines()[-1].startswith("… ") and description.endswith(" more")
+    assert "long_label" not in shown["annotations"]
+
+
+def test_keys_listed_in_labels_become_labels(am, channels, event):
+    channel = channels(am.url, labels=["mount", "absent"])
+    channel.send(firing(event, mount="/var", host="web-01", used=0.95))
+
+    [shown] = active(am, event)
+    assert shown["labels"] == {"alertname": event, "severity": "warning", "instance": HOST, "mount": "/var"}
+    assert shown["annotations"] == {"summary": "disk at 95% on /var", "description": "host: web-01\nused: 0.95",
+                                    "host": "web-01", "used": "0.95"}
+
+
+def test_two_mounts_listed_in_labels_are_two_alerts(am, channels, event):
+    channel = channels(am.url, labels=["mount"])
+    channel.send(firing(event, mount="/var"))
+    channel.send(firing(event, mount="/home"))   # the same event with another label set: the old one is ended
+
+    assert [a["labels"]["mount"] for a in active(am, event)] == ["/home"]
+
+
+def test_generator_url_comes_from_the_url_in_the_context(am, channels, event):
+    channel = channels(am.url, generator_url="http://monitor.example/dashboard")
+    channel.send(firing(event, url="https://grafana.example/d/disk?var-host=web-01"))
+    [shown] = active(am, event)
+    assert shown["generatorURL"] == "https://grafana.example/d/disk?var-host=web-01"
+    assert shown["annotations"]["url"] == "https://grafana.example/d/disk?var-host=web-01"
+
+
+@pytest.mark.parametrize("url", [None, "javascript:alert(1)", "ftp://files.example/x", "/relative", 42])
+def test_generator_url_falls_back_to_the_setting(am, channels, event, url):
+    channel = channels(am.url, generator_url="http://monitor.example/dashboard")
+    channel.send(firing(event, url=url))
+    [shown] = active(am, event)
+    assert shown["generatorURL"] == "http://monitor.example/dashboard"
+
+
+def test_no_generator_url_without_a_url_or_setting(httpserver_ipv4, channels, event):
+    httpserver_ipv4.expect_request("/api/v2/alerts", method="POST").respond_with_data("", status=200)
+    channels(httpserver_ipv4.url_for("/")).send(firing(event, url="mailto:ops@example.test"))
+    [(request, _)] = httpserver_ipv4.log
+    assert "generatorURL" not in request.get_json()[0]
+
+
+def test_a_changed_context_at_the_same_level_updates_the_one_alert(am, channels, event):
+    channel = channels(am.url)
+    channel.send(firing(event, Level.ERROR, "disk at 96%", used="96%", age=1))
+    channel.send(firing(event, Level.ERROR, "disk at 97%", used="97%", age=2))
+
+    [shown] = active(am, event)
+    assert shown["annotations"]["used"] == "97%"
+    assert shown["annotations"]["summary"] == "disk at 97%"
 
 
 def test_a_resend_at_the_same_level_stays_one_alert(am, channels, event):
@@ -178,6 +263,36 @@ def test_an_escalation_leaves_only_the_higher_severity_active(am, channels, even
     assert am.alerts_named(event) == []
 
 
+def test_escalations_and_a_de_escalation_leave_exactly_one_active_alert(am, channels, event):
+    channel = channels(am.url)
+    for level, used in [(Level.WARNING, 91), (Level.ERROR, 95), (Level.CRITICAL, 99), (Level.ERROR, 96)]:
+        channel.send(firing(event, level, f"disk at {used}% on /var", used=used))
+        [shown] = am.alerts_named(event)          # the earlier severities are not merely inactive: gone
+        assert shown["labels"]["severity"] == level.value
+        assert shown["annotations"]["used"] == str(used)
+    if (amtool := shutil.which("amtool")) is not None:   # what a person at the team's Alertmanager sees
+        listed = subprocess.run([amtool, "--alertmanager.url", am.url, "alert", "query", "-o", "json",
+                                 f"alertname={event}"], capture_output=True, text=True, timeout=WAIT, check=True)
+        assert [a["labels"]["severity"] for a in json.loads(listed.stdout)] == ["error"]
+
+    channel.send(resolved(firing(event, Level.ERROR)))
+    assert am.alerts_named(event) == []
+
+
+def test_an_escalation_through_the_engine_leaves_one_active_alert(am, channels, event, tmp_path):
+    channel = channels(am.url)
+    routes = {"warning": ["am"], "critical": ["am"]}
+    with Engine({"am": channel}, routes, tmp_path / "state.db", delivery_timeout=5.0) as engine:
+        assert engine.raise_alert(event, "warning", "disk at 91%", mount="/var") == {"am": True}
+        assert engine.raise_alert(event, "critical", "disk at 99%", mount="/var") == {"am": True}
+        [shown] = am.alerts_named(event)
+        assert shown["labels"]["severity"] == "critical"
+        assert shown["annotations"]["summary"] == "disk at 99%"
+
+        assert engine.clear_alert(event, "disk at 40%") == {"am": True}
+        assert am.alerts_named(event) == []
+
+
 # --- refresh -----------------------------------------------------------------------------------------------------
 
 def test_refresh_keeps_an_alert_firing_past_resolve_timeout_and_close_lets_it_resolve(short_am, channels, event):
@@ -211,7 +326,7 @@ def test_resume_after_a_restart_keeps_refreshing(short_am, channels, event):
     wait_until(lambda: not active(short_am, f"{event}_control"), "the unrefreshed control alert to resolve")
     [shown] = active(short_am, event)
     assert shown["labels"]["severity"] == "error"
-    assert shown["labels"]["host"] == "web-01"
+    assert shown["annotations"]["host"] == "web-01"
 
     after.send(resolved(alert))                   # the resumed channel also ends it cleanly
     assert short_am.alerts_named(event) == []
@@ -280,7 +395,8 @@ def test_engine_raise_and_clear_reach_alertmanager(am, channels, event, tmp_path
         assert engine.raise_alert(event, "error", "queue backed up", queue="mail.out") == {"am": True}
         [shown] = active(am, event)
         assert shown["labels"]["severity"] == "error"
-        assert shown["labels"]["queue"] == "mail.out"
+        assert shown["annotations"]["queue"] == "mail.out"
+        assert "queue" not in shown["labels"]
         assert shown["annotations"]["summary"] == "queue backed up"
 
         assert engine.clear_alert(event, "queue drained") == {"am": True}
@@ -356,8 +472,9 @@ def test_the_post_body_is_alertmanager_v2_json(httpserver_ipv4, channels, event)
     [(request, _)] = httpserver_ipv4.log
     assert request.headers["Content-Type"] == "application/json"
     assert request.get_json() == [{
-        "labels": {"alertname": event, "severity": "info", "instance": HOST, "domain": "example.test"},
-        "annotations": {"summary": "certificate renewed"},
+        "labels": {"alertname": event, "severity": "info", "instance": HOST},
+        "annotations": {"summary": "certificate renewed", "description": "domain: example.test",
+                        "domain": "example.test"},
         "startsAt": alert.at.isoformat(),
     }]
 
@@ -389,3 +506,28 @@ def test_from_options_reads_url_and_refresh():
     assert channel.name == "team_am"
     assert channel.refresh == 0.5
     assert AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093"}).refresh == 60.0
+
+
+def test_from_options_reads_labels_and_generator_url():
+    channel = AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "labels": "mount, job  _x,mount",
+                                                      "generator_url": "https://monitor.example/"})
+    assert channel.label_keys == ("mount", "job", "_x")
+    assert channel.generator_url == "https://monitor.example/"
+    plain = AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "labels": "  "})
+    assert plain.label_keys == () and plain.generator_url == ""
+
+
+@pytest.mark.parametrize("name", ["free%", "1st", "mount.point", "__meta", "été", "severity", "alertname",
+                                  "instance"])
+def test_a_bad_label_name_is_a_setting_error_naming_it(name):
+    with pytest.raises(SettingError) as caught:
+        AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "labels": f"mount, {name}"})
+    assert caught.value.key == "labels"
+    assert repr(name) in caught.value.problem
+
+
+@pytest.mark.parametrize("url", ["monitor.example", "ftp://monitor.example", "https://"])
+def test_a_bad_generator_url_is_a_setting_error(url):
+    with pytest.raises(SettingError) as caught:
+        AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "generator_url": url})
+    assert caught.value.key == "generator_url"
