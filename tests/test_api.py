@@ -20,8 +20,9 @@ import requests
 from conftest import ROUTES, HangingChannel
 from polling import wait_until
 from tray_alerts import Engine
-from tray_alerts.api import MAX_BODY, TOKEN_FILE, PushApi, load_or_create_token
-from tray_alerts.model import Level
+from tray_alerts.api import (MAX_BODY, TOKEN_FILE, PushApi, _am_event, _am_fingerprint, _am_labels,
+                             load_or_create_token)
+from tray_alerts.model import MAX_EVENT_LENGTH, Level, check_event
 
 TOKEN = "test-token-0123456789"
 TIMEOUT = 5.0
@@ -527,7 +528,7 @@ def am_alert(alertname: str, severity: str | None, instance: str | None, summary
         "endsAt": (datetime.now(timezone.utc).isoformat().replace("+00:00", "Z") if status == "resolved"
                    else "0001-01-01T00:00:00Z"),
         "generatorURL": f"http://prometheus.example:9090/graph?g0.expr={alertname}",
-        "fingerprint": f"{abs(hash((alertname, instance))):016x}"[:16],
+        "fingerprint": _am_fingerprint(all_labels),  # as Alertmanager computes it (checked end to end)
     }
 
 
@@ -559,33 +560,40 @@ def test_alertmanager_webhook_raises_then_clears(api, engine, channels):
     ]
     response = api.post("/v1/alertmanager", am_webhook(firing))
     assert response.status_code == 200
-    assert response.json() == {"raised": 6, "cleared": 0}
+    answer = response.json()
+    assert (answer["raised"], answer["cleared"], answer["refused"]) == (6, 0, 0)
+    web01_event = "HighDiskUsage@web-01:9100 · job=node · mount=/ · severity=critical"
+    assert answer["alerts"][0] == {"index": 0, "event": web01_event, "status": "fired"}
     active = {record.event: record for record in engine.active_events()}
     assert {event: record.level for event, record in active.items()} == {
-        "HighDiskUsage@web-01:9100": Level.CRITICAL,
-        "HighDiskUsage@web-02:9100": Level.WARNING,
-        "TargetDown@db-01:9187": Level.CRITICAL,
-        "LatencyHigh": Level.INFO,
-        "Weird@x:1": Level.WARNING,
+        web01_event: Level.CRITICAL,
+        "HighDiskUsage@web-02:9100 · job=node · mount=/ · severity=warning": Level.WARNING,
+        "TargetDown@db-01:9187 · job=postgres · severity=page": Level.CRITICAL,
+        "LatencyHigh · job=api · severity=info": Level.INFO,
+        "Weird@x:1 · severity=sev9": Level.WARNING,
         "NoSeverity@y:1": Level.WARNING,
     }
-    web01 = active["HighDiskUsage@web-01:9100"]
+    web01 = active[web01_event]
     assert web01.message == "disk / at 97% on web-01"
-    assert web01.context == {"job": "node", "mount": "/", "source": "alertmanager"}
-    assert active["LatencyHigh"].message == "LatencyHigh on None"  # falls back to the description
+    assert web01.context == {"job": "node", "mount": "/", "fingerprint": firing[0]["fingerprint"],
+                             "source": "alertmanager"}
+    assert active["LatencyHigh · job=api · severity=info"].message == "LatencyHigh on None"  # the description
     assert all(record.context["source"] == "alertmanager" for record in active.values())
     assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical"]
 
     # Alertmanager repeats the group while it fires: debounced, nothing sent again
-    assert api.post("/v1/alertmanager", am_webhook(firing)).json() == {"raised": 6, "cleared": 0}
+    again = api.post("/v1/alertmanager", am_webhook(firing)).json()
+    assert again["raised"] == 6 and {alert["status"] for alert in again["alerts"]} == {"debounced"}
     assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical"]
     assert engine.active_events()[0].seen == 2
 
     resolved = [{**alert, "status": "resolved"} for alert in firing]
     response = api.post("/v1/alertmanager", am_webhook(resolved))
-    assert response.status_code == 200 and response.json() == {"raised": 0, "cleared": 6}
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["raised"], answer["cleared"]) == (0, 6) and answer["alerts"][0]["status"] == "cleared"
     assert engine.active() == []
     assert engine.wait_idle()
     assert channels["sms"].kinds() == ["fired:critical", "fired:critical", "resolved:critical", "resolved:critical"]
@@ -596,35 +604,131 @@ def test_alertmanager_webhook_raises_then_clears(api, engine, channels):
 def test_alertmanager_mixed_group_raises_and_clears_in_one_call(api, engine):
     api.post("/v1/alertmanager", am_webhook([am_alert("A", "error", "h:1", "a"), am_alert("B", "error", "h:1", "b")]))
     mixed = [am_alert("A", "error", "h:1", "a", status="resolved"), am_alert("B", "critical", "h:1", "b worse")]
-    assert api.post("/v1/alertmanager", am_webhook(mixed)).json() == {"raised": 1, "cleared": 1}
-    (record,) = engine.active_events()
-    assert (record.event, record.level, record.message) == ("B@h:1", Level.CRITICAL, "b worse")
+    answer = api.post("/v1/alertmanager", am_webhook(mixed)).json()
+    assert (answer["raised"], answer["cleared"], answer["refused"]) == (1, 1, 0)
+    active = {record.event: record for record in engine.active_events()}
+    assert set(active) == {"B@h:1 · severity=error", "B@h:1 · severity=critical"}  # two label sets: two alerts
+    record = active["B@h:1 · severity=critical"]
+    assert (record.level, record.message) == (Level.CRITICAL, "b worse")
 
 
 def test_alertmanager_labels_named_like_arguments_do_not_crash(api, engine):
     alert = am_alert("Clash", "warning", "h:1", "s", event="e", level="l", message="m")
     assert api.post("/v1/alertmanager", am_webhook([alert])).status_code == 200
     (record,) = engine.active_events()
-    assert record.context == {"event_": "e", "level_": "l", "message_": "m", "source": "alertmanager"}
+    assert record.context == {"event_": "e", "level_": "l", "message_": "m", "fingerprint": alert["fingerprint"],
+                              "source": "alertmanager"}
 
 
 @pytest.mark.parametrize("body, fragment", [
     ({"version": "4", "status": "firing"}, "field 'alerts' must be a list"),
     ({"alerts": {"labels": {}}}, "field 'alerts' must be a list"),
     ({"alerts": "HighDiskUsage"}, "field 'alerts' must be a list"),
-    ({"alerts": [None]}, "alerts[0]: needs an object with 'labels'"),
-    ({"alerts": [{"status": "firing"}]}, "alerts[0]: needs an object with 'labels'"),
-    ({"alerts": [{"labels": ["alertname", "X"]}]}, "alerts[0]: needs an object with 'labels'"),
-    ({"alerts": [{"labels": {"alertname": "ok"}}, "not an alert"]}, "alerts[1]: needs an object with 'labels'"),
-    ({"alerts": [{"labels": {"alertname": "ok"}}, {"labels": {"alertname": "bad\nname"}}]}, "alerts[1]: event id"),
-    ({"alerts": [{"labels": {"alertname": "x" * 250}}]}, "alerts[0]: event id"),
-], ids=["no-alerts", "alerts-object", "alerts-string", "null-item", "no-labels", "labels-list", "second-bad",
-        "control-char", "too-long"])
+    ({"alerts": [None]}, "no alert taken: alerts[0]: needs an object with 'labels'"),
+    ({"alerts": [{"status": "firing"}]}, "no alert taken: alerts[0]: needs an object with 'labels'"),
+    ({"alerts": [{"labels": ["alertname", "X"]}]}, "no alert taken: alerts[0]: needs an object with 'labels'"),
+    ({"alerts": [None, {"labels": 5}]},
+     "no alert taken: alerts[0]: needs an object with 'labels'; alerts[1]: needs an object with 'labels'"),
+], ids=["no-alerts", "alerts-object", "alerts-string", "null-item", "no-labels", "labels-list", "all-bad"])
 def test_malformed_alertmanager_payloads_are_400_and_change_nothing(api, engine, channels, body, fragment):
     response = api.post("/v1/alertmanager", body)
     assert response.status_code == 400
     assert fragment in error_of(response)
     assert engine.active() == [] and nothing_sent(channels)
+
+
+def test_a_bad_alert_is_refused_alone_and_its_neighbours_are_taken(api, engine, channels, caplog):
+    good = am_alert("DiskFull", "warning", None, "disk /var full", mountpoint="/var")
+    long = am_alert("DiskFull", "warning", None, "long label", path="/srv/" + "x" * 225)
+    odd = am_alert("bad\nname", "warning", "h:1", "a control character")
+    with caplog.at_level("WARNING", logger="tray_alerts.api"):
+        response = api.post("/v1/alertmanager", am_webhook([good, "not an alert", long, {"labels": None}, odd]))
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["raised"], answer["cleared"], answer["refused"]) == (3, 0, 2)
+    assert [alert.get("refused") for alert in answer["alerts"]] == [
+        None, "alerts[1]: needs an object with 'labels'", None, "alerts[3]: needs an object with 'labels'", None]
+    taken = [alert["event"] for alert in answer["alerts"] if "event" in alert]
+    assert {record.event for record in engine.active_events()} == set(taken) and len(set(taken)) == 3
+    refusals = [record.getMessage() for record in caplog.records if "refused" in record.getMessage()]
+    assert refusals == ["Alertmanager alert refused: alerts[1]: needs an object with 'labels'",
+                        "Alertmanager alert refused: alerts[3]: needs an object with 'labels'"]
+
+
+def test_resolving_one_alert_never_clears_another(api, engine, channels):
+    node = am_alert("HighCPU", "warning", "web1", "cpu", job="node")
+    blackbox = am_alert("HighCPU", "warning", "web1", "cpu", job="blackbox")
+    critical = am_alert("HighCPU", "critical", "web1", "cpu", job="node")
+    api.post("/v1/alertmanager", am_webhook([node, blackbox, critical]))
+    assert len(engine.active_events()) == 3
+    api.post("/v1/alertmanager", am_webhook([{**critical, "status": "resolved"}, node, blackbox]))
+    assert {record.event for record in engine.active_events()} == {
+        "HighCPU@web1 · job=node · severity=warning", "HighCPU@web1 · job=blackbox · severity=warning"}
+    assert engine.wait_idle()
+    assert channels["sms"].kinds() == ["fired:critical", "resolved:critical"]  # no flapping in the same second
+
+
+# the five alerts of issue 11 (three events under `alertname@instance`), then harder label sets
+AM_EVENT_IDS = [
+    ({"alertname": "HighCPU", "instance": "web1"}, "HighCPU@web1"),
+    ({"alertname": "HighCPU", "instance": "web1", "job": "node"}, "HighCPU@web1 · job=node"),
+    ({"alertname": "HighCPU", "instance": "web1", "job": "blackbox"}, "HighCPU@web1 · job=blackbox"),
+    ({"alertname": "DiskFull", "mountpoint": "/var", "severity": "warning"},
+     "DiskFull · mountpoint=/var · severity=warning"),
+    ({"alertname": "DiskFull", "mountpoint": "/home", "severity": "warning"},
+     "DiskFull · mountpoint=/home · severity=warning"),
+    ({"alertname": "HighCPU", "instance": "web1", "severity": "critical"}, "HighCPU@web1 · severity=critical"),
+    ({"alertname": "Ölstand", "instance": "küche", "note": "wieder gut ✅"},
+     "Ölstand@küche · note=wieder gut ✅"),
+    ({"alertname": "HighCPU", "instance": "", "job": "node"}, "HighCPU · job=node"),  # empty = absent, as in AM
+    ({"alertname": "X", "path": "/srv/" + "x" * 225}, None),      # 230 characters: shortened, fingerprinted
+    ({"alertname": "bad\nname"}, "bad\\nname #" + _am_fingerprint({"alertname": "bad\nname"})),
+    ({"alertname": "a@b", "instance": "c"}, "a@b@c #" + _am_fingerprint({"alertname": "a@b", "instance": "c"})),
+    ({"alertname": "X", "v": "1 · w=2"}, None),                      # would read as two labels
+    ({"alertname": "X", "bad key": "1"}, None),                       # not a label name
+    ({"instance": "web1"}, "alertmanager@web1 #" + _am_fingerprint({"instance": "web1"})),
+    ({}, "alertmanager #cbf29ce484222325"),                           # Prometheus' fingerprint of no labels
+]
+
+
+@pytest.mark.parametrize("labels, expected", AM_EVENT_IDS)
+def test_am_event_ids_are_readable_valid_and_stable(labels, expected):
+    event = _am_event(labels)
+    assert check_event(event) == event and len(event) <= MAX_EVENT_LENGTH
+    assert _am_event(dict(reversed(labels.items()))) == event == _am_event(dict(labels))  # order does not matter
+    if expected is not None:
+        assert event == expected
+    else:
+        assert event.endswith(" #" + _am_fingerprint({k: v for k, v in labels.items() if v}))
+        assert event.startswith("X")
+
+
+def test_am_event_ids_differ_whenever_the_label_sets_differ():
+    sets = [labels for labels, _ in AM_EVENT_IDS if labels.get("instance") != ""] + [
+        {"alertname": "X", "v": "1", "w": "2"}, {"alertname": "X", "v": "1 "},
+        {"alertname": "X", "v": "1"}, {"alertname": "X", "path": "/srv/" + "x" * 224 + "y"},
+        {"alertname": "X", "v": "y #" + _am_fingerprint({"alertname": "X", "v": "1 · w=2"})},
+        {"alertname": "alertmanager"}, {"alertname": "HighCPU", "instance": "web1 · job=node"}]
+    events = [_am_event(labels) for labels in sets]
+    assert len(set(events)) == len(sets)
+
+
+def test_am_label_values_that_are_not_text_are_written_as_json_or_refused():
+    assert _am_labels({"labels": {"port": 9100, "up": True, "gone": None, "empty": ""}}) == {"port": "9100",
+                                                                                            "up": "true"}
+    with pytest.raises(ValueError, match="label 'n': value is not usable as text"):
+        _am_labels({"labels": {"n": 10 ** 5000}})  # (the JSON parser already refuses such a number in a body)
+
+
+def test_am_fingerprint_is_alertmanagers():
+    """Values read from a real Alertmanager 0.25 (GET /api/v2/alerts) for these label sets."""
+    assert _am_fingerprint({}) == "cbf29ce484222325"
+    assert _am_fingerprint({"alertname": "HighCPU", "instance": "web1"}) == "a1445ef78beab052"
+    assert _am_fingerprint({"alertname": "HighCPU", "instance": "web1", "job": "node",
+                            "severity": "warning"}) == "e50ea0c853e2fc48"
+    assert _am_fingerprint({"alertname": "Ölstand", "instance": "küche", "note": "✅"}) == "9e4e7413482dd959"
+    assert _am_fingerprint({"b": "2", "a": "1"}) == _am_fingerprint({"a": "1", "b": "2"})
+    assert _am_fingerprint({"a": "1"}) != _am_fingerprint({"a": "1", "b": ""})
 
 
 @pytest.mark.parametrize("body", [[{"labels": {"alertname": "X"}}], "alerts"])
@@ -634,7 +738,8 @@ def test_alertmanager_body_must_be_an_object(api, body):
 
 
 def test_alertmanager_empty_alert_list_is_a_no_op(api, engine):
-    assert api.post("/v1/alertmanager", {"version": "4", "alerts": []}).json() == {"raised": 0, "cleared": 0}
+    answer = api.post("/v1/alertmanager", {"version": "4", "alerts": []}).json()
+    assert answer == {"raised": 0, "cleared": 0, "refused": 0, "alerts": []}
     assert engine.active() == []
 
 

@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from http import HTTPStatus
@@ -17,7 +18,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .engine import Engine
 from .lifecycle import Clear, Raise
 from .paths import TOKEN_FILE
-from .model import Level, check_event, clean_context, clean_message, context_arguments
+from .model import (MAX_EVENT_LENGTH, Level, check_event, clean_context, clean_message, context_arguments,
+                    truncate)
 from .state import StoreFault
 from .values import parse_duration
 
@@ -178,34 +180,35 @@ class PushApi:
         return {"heartbeat": name, "status": "pinged"}
 
     def alertmanager(self, body: dict) -> dict:
-        """An Alertmanager webhook (version 4): each firing alert raises, each resolved one clears."""
+        """An Alertmanager webhook (version 4): each alert is one event (its full label set); a firing one raises,
+        a resolved one clears only itself; a bad one is refused alone, with its reason in the answer and the log."""
         alerts = body.get("alerts")
         if not isinstance(alerts, list):
             raise ApiError(HTTPStatus.BAD_REQUEST, "not an Alertmanager webhook: field 'alerts' must be a list")
-        raised = cleared = 0
-        for index, item in enumerate(alerts):  # check every alert first, so a bad one changes nothing
-            if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
-                raise ApiError(HTTPStatus.BAD_REQUEST, f"alerts[{index}]: needs an object with 'labels'")
-            try:
-                check_event(_am_event({str(k): str(v) for k, v in item["labels"].items()}))
-            except ValueError as error:
-                raise ApiError(HTTPStatus.BAD_REQUEST, f"alerts[{index}]: {error}") from None
-        for item in alerts:
-            labels = {str(k): str(v) for k, v in item["labels"].items()}
-            annotations = item.get("annotations") if isinstance(item.get("annotations"), dict) else {}
-            name = labels.get("alertname") or "alertmanager"
+        taken = [self._am_take(index, item) for index, item in enumerate(alerts)]
+        refused = [outcome["refused"] for action, outcome in taken if action == "refused"]
+        if alerts and len(refused) == len(alerts):  # nothing taken: a 4xx, so Alertmanager reports it too
+            raise ApiError(HTTPStatus.BAD_REQUEST, "no alert taken: " + "; ".join(refused))
+        return {"raised": sum(action == "raised" for action, _ in taken),
+                "cleared": sum(action == "cleared" for action, _ in taken),
+                "refused": len(refused), "alerts": [outcome for _, outcome in taken]}
+
+    def _am_take(self, index: int, item: Any) -> tuple[str, dict]:
+        """Raise or clear one alert of a webhook: `raised`, `cleared` or `refused`, and what happened (`event` and
+        `status`) or why not (`refused`)."""
+        try:
+            labels = _am_labels(item)
             event = _am_event(labels)
-            if item.get("status") == "resolved":
-                self.engine.submit(Clear(event, "resolved in Alertmanager"), wait=0.0)
-                cleared += 1
-                continue
-            level = _AM_SEVERITY.get(labels.get("severity", "").lower(), Level.WARNING)
-            message = clean_message(str(annotations.get("summary") or annotations.get("description") or name))
-            context = {k: v for k, v in labels.items() if k not in ("alertname", "severity", "instance")}
-            context = context_arguments({**context, "source": "alertmanager"})
-            self.engine.raise_request(Raise(event, level, message, clean_context(context)), wait=0.0)
-            raised += 1
-        return {"raised": raised, "cleared": cleared}
+            resolved = str(item.get("status") or "").lower() == "resolved"
+            if resolved:
+                result = self.engine.submit(Clear(event, "resolved in Alertmanager"), wait=0.0)
+            else:
+                result = self.engine.raise_request(_am_raise(event, labels, item), wait=0.0)
+        except ValueError as error:
+            reason = f"alerts[{index}]: {error}"
+            log.warning("Alertmanager alert refused: %s", reason)
+            return "refused", {"index": index, "refused": reason}
+        return ("cleared" if resolved else "raised"), {"index": index, "event": event, "status": result.kind}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -284,10 +287,66 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("push API: " + format, *args)
 
 
+_AM_SEPARATOR = " · "
+_AM_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_AM_HASHED = re.compile(r" #[0-9a-f]{16}")
+_AM_HASH_ROOM = len(" #") + 16
+_AM_SHOWN_ELSEWHERE = ("alertname", "severity", "instance")  # in the event id and the level, not the context
+
+
+def _am_labels(item: Any) -> dict[str, str]:
+    """An alert's labels as text, without empty ones (Alertmanager drops those too); ValueError says what is wrong."""
+    if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
+        raise ValueError("needs an object with 'labels'")
+    labels: dict[str, str] = {}
+    for key, value in item["labels"].items():
+        if value is None or value == "":
+            continue
+        try:
+            labels[str(key)] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                                               sort_keys=True)
+        except (ValueError, TypeError, RecursionError):  # e.g. an integer too long to write out
+            raise ValueError(f"label {truncate(str(key), 40)!r}: value is not usable as text") from None
+    return labels
+
+
+def _am_fingerprint(labels: dict[str, str]) -> str:
+    """Alertmanager's own fingerprint of a label set (FNV-1a 64 over the sorted names and values), 16 hex digits."""
+    value = 0xCBF29CE484222325
+    for key in sorted(labels):
+        for part in (key, labels[key]):
+            for byte in part.encode("utf-8", "surrogatepass") + b"\xff":
+                value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
 def _am_event(labels: dict[str, str]) -> str:
-    """The event id of an Alertmanager alert: `ALERTNAME@INSTANCE`, or the alertname alone."""
-    name = labels.get("alertname") or "alertmanager"
-    return f"{name}@{labels['instance']}" if labels.get("instance") else name
+    """The event id of one Alertmanager alert, unique to its full label set: `ALERTNAME@INSTANCE · job=node ·
+    severity=warning` (other labels sorted); ` #FINGERPRINT` ends it instead when that would be too long or
+    ambiguous."""
+    name, instance = labels.get("alertname", ""), labels.get("instance", "")
+    rest = [(key, labels[key]) for key in sorted(labels) if key not in ("alertname", "instance")]
+    readable = (name or "alertmanager") + (f"@{instance}" if instance else "")
+    readable += "".join(f"{_AM_SEPARATOR}{key}={value}" for key, value in rest)
+    plain = (bool(name.strip()) and "@" not in name and all(_AM_LABEL_NAME.fullmatch(key) for key, _ in rest)
+             and not any(_AM_SEPARATOR in part for part in labels.values()) and readable.isprintable()
+             and len(readable) <= MAX_EVENT_LENGTH and not _AM_HASHED.fullmatch(readable[-_AM_HASH_ROOM:]))
+    if plain:  # can be read back into exactly these labels, so no other label set gives this id
+        return check_event(readable)
+    shown = "".join(char if char.isprintable() else repr(char)[1:-1] for char in readable)
+    return check_event(f"{truncate(shown, MAX_EVENT_LENGTH - _AM_HASH_ROOM)} #{_am_fingerprint(labels)}")
+
+
+def _am_raise(event: str, labels: dict[str, str], item: dict) -> Raise:
+    """The raise for one firing alert: its severity as the level, its summary, its labels as the context."""
+    annotations = item.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    level = _AM_SEVERITY.get(labels.get("severity", "").lower(), Level.WARNING)
+    message = clean_message(str(annotations.get("summary") or annotations.get("description")
+                                or labels.get("alertname") or "alertmanager"))
+    context = {key: value for key, value in labels.items() if key not in _AM_SHOWN_ELSEWHERE}
+    context = context_arguments({**context, "fingerprint": _am_fingerprint(labels), "source": "alertmanager"})
+    return Raise(event, level, message, clean_context(context))
 
 
 def _wait(query: str) -> float:
