@@ -126,3 +126,16 @@ def test_every_connection_gets_the_patient_socket(monkeypatch):
             assert isinstance(bus._writer.sock, _PatientSocket)
         finally:
             bus.disconnect()
+
+
+def test_a_reply_to_a_closed_connection_logs_no_traceback_but_other_errors_still_do(caplog):
+    import errno
+    import logging
+
+    logger = logging.getLogger("dbus_fast.send_reply")
+    closed = OSError(errno.EBADF, "Bad file descriptor")
+    with caplog.at_level(logging.ERROR, logger="dbus_fast.send_reply"):
+        logger.error("Service interface raised an exception", exc_info=(OSError, closed, None))
+        assert caplog.records == []  # quitting while a host was asking: nothing lost, nothing to show
+        logger.error("Service interface raised an exception", exc_info=(ValueError, ValueError("a bug"), None))
+    assert [record.exc_info[0] for record in caplog.records] == [ValueError]

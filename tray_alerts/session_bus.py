@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -20,6 +22,20 @@ class BusUnavailable(Exception):
 
 class BusTimeout(BusUnavailable):
     """The bus (or the loop) did not answer within the time given: it may be there, only slow."""
+
+
+class _ClosedSocketNoise(logging.Filter):
+    """Drop dbus-fast's traceback for a reply written after we closed the connection (quitting while a host
+    was asking): the peer is gone with it, nothing was lost, and no traceback belongs on a quit's stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, OSError) and error.errno == errno.EBADF)
+
+
+_QUIET = _ClosedSocketNoise()
+for _name in ("dbus_fast.send_reply", "dbus_fast.message_bus", "dbus_fast.aio.message_bus"):
+    logging.getLogger(_name).addFilter(_QUIET)
 
 
 def loop() -> asyncio.AbstractEventLoop:
