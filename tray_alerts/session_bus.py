@@ -8,7 +8,7 @@ import os
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Coroutine, TypeVar
+from typing import Any, Coroutine, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -92,15 +92,20 @@ async def connect() -> Any:
     return bus
 
 
+def runtime_bus(environ: Mapping[str, str]) -> Path | None:
+    """The systemd user bus at $XDG_RUNTIME_DIR/bus, where libdbus looks when no address is set, if it is there."""
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    path = Path(runtime, "bus") if runtime else None
+    return path if path is not None and path.exists() else None
+
+
 def _address() -> str | None:
-    """DBUS_SESSION_BUS_ADDRESS, else the systemd user bus at $XDG_RUNTIME_DIR/bus as libdbus finds it (dbus-fast
-    does not look there); None lets dbus-fast say what is missing."""
+    """None when DBUS_SESSION_BUS_ADDRESS is set (dbus-fast reads it), else the user bus dbus-fast does not look
+    for itself; None too when there is none (dbus-fast then says what is missing)."""
     if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return None
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime, "bus").is_socket():
-        return f"unix:path={Path(runtime, 'bus')}"
-    return None
+    path = runtime_bus(os.environ)
+    return f"unix:path={path}" if path is not None else None
 
 
 class _PatientSocket:

@@ -10,7 +10,6 @@ import queue
 import re
 import sys
 import threading
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from .. import session_bus
@@ -315,10 +314,7 @@ def uses_freedesktop(platform: str = sys.platform) -> bool:
 
 def missing_session_bus(environ: Mapping[str, str]) -> str | None:
     """Why there is no session bus to reach (no address, no $XDG_RUNTIME_DIR/bus socket), or None."""
-    if environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return None
-    runtime_dir = environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir and (Path(runtime_dir) / "bus").exists():
+    if environ.get("DBUS_SESSION_BUS_ADDRESS") or session_bus.runtime_bus(environ) is not None:
         return None
     return NO_SESSION_BUS
 
