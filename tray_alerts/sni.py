@@ -24,6 +24,7 @@ from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property, dbus_signal
 
 from . import session_bus
+from .threads import in_background
 from .dbusmenu import (EMPTY_MENU, Changes, Menu, PropValue, Tree, build_menu, diff, escape_markup,
                        select, subtree)
 
@@ -462,7 +463,7 @@ class SniTray:
     def activated(self) -> None:
         """A left click on the icon."""
         if self.on_activate is not None:
-            _run_in_thread(self.on_activate, "tray-activate")
+            in_background(self.on_activate, name="tray-activate", what="the tray's activate callback")
 
     def menu_event(self, node_id: int, event_id: str) -> bool:
         """A menu event; runs a clicked row's action on a thread of its own. False when there is no such row."""
@@ -471,7 +472,7 @@ class SniTray:
             return False
         action = menu.actions.get(node_id)
         if event_id == "clicked" and action is not None:
-            _run_in_thread(action, "tray-menu-action")
+            in_background(action, name="tray-menu-action", what="a tray menu action")
         return True
 
     async def about_to_show(self) -> bool:
@@ -615,17 +616,6 @@ def _icon_names(items: Sequence[Item]) -> set[str]:
             names.add(item.icon)
         names |= _icon_names(item.submenu)
     return names
-
-
-def _run_in_thread(callback: Callable[[], None], name: str) -> None:
-    """Run a tray callback on a short-lived thread, so a slow one never holds up the bus."""
-    def guarded() -> None:
-        try:
-            callback()
-        except Exception:
-            log.exception("a tray callback failed")
-
-    threading.Thread(target=guarded, name=name, daemon=True).start()
 
 
 async def _call(bus: Any, destination: str, path: str, interface: str, member: str, signature: str,

@@ -15,6 +15,7 @@ from .instance import InstanceLock
 from .model import Alert, Level
 from .opening import open_target
 from .paths import PACKAGED_SETTINGS, user_config_file
+from .threads import in_background
 from .tray_icons import TrayIcon, make_icon
 from .tray_view import Refresher, View, ViewBuilder, details, past_details
 from .traymenu import Actions, TrayState
@@ -41,7 +42,7 @@ class Tray:
         self._shut = False
         self._shutdown_lock = threading.Lock()
         # a click comes on the GUI or bus thread: its action runs on a thread of its own
-        self.views = ViewBuilder(self.state, self.actions, wall=wall, run=self._in_background)
+        self.views = ViewBuilder(self.state, self.actions, wall=wall, run=_menu_action_in_background)
         self.refresher = Refresher(self._build, self._show, clock=clock)  # before the app: it may refresh at once
         self.app = self._new_app(settings)
         self._unsubscribe = self.app.engine.subscribe(self.refresh)
@@ -86,16 +87,16 @@ class Tray:
     # ---- what the menu does ------------------------------------------------------------------------------
 
     def clear(self, event: str) -> None:
-        self._in_background(self.app.engine.clear_alert, event, "cleared by hand")
+        in_background(self.app.engine.clear_alert, event, "cleared by hand", name="tray-action", what="Clear")
 
     def clear_all(self) -> None:
         def clear_every() -> None:
             for record in self.app.engine.active_events():
                 self.app.engine.clear_alert(record.event, "cleared by hand")
-        self._in_background(clear_every)
+        in_background(clear_every, name="tray-action", what="Clear all")
 
     def acknowledge(self, event: str) -> None:
-        self._in_background(self.app.engine.acknowledge, event)
+        in_background(self.app.engine.acknowledge, event, name="tray-action", what="Acknowledge")
 
     def snooze(self, until: float | None) -> None:
         self.app.engine.snooze(until, keep=self.app.quiet_channels)
@@ -179,15 +180,6 @@ class Tray:
         else:  # never run (tests, a start that failed): stop the app here
             self._shutdown()
 
-    def _in_background(self, function: Callable[..., object], *args: object) -> None:
-        """Menu clicks come on the GUI or bus thread; deliveries may take seconds, so they go elsewhere."""
-        def run() -> None:
-            try:
-                function(*args)
-            except Exception:
-                log.exception("a menu action failed")
-        threading.Thread(target=run, name="tray-action", daemon=True).start()
-
     # ---- running -----------------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -238,3 +230,8 @@ def write_starter_settings(path: Path) -> None:
         lines.append(line if keep else f"; {line}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _menu_action_in_background(action: Callable[[], object]) -> None:
+    """A clicked menu line's action, on a thread of its own (deliveries may take seconds)."""
+    in_background(action, name="tray-action", what="a menu action")
