@@ -128,14 +128,30 @@ def test_every_connection_gets_the_patient_socket(monkeypatch):
             bus.disconnect()
 
 
-def test_a_reply_to_a_closed_connection_logs_no_traceback_but_other_errors_still_do(caplog):
+@pytest.mark.parametrize("name", session_bus.DBUS_FAST_LOGGERS)
+def test_a_reply_to_a_closed_connection_logs_no_traceback_but_other_errors_still_do(caplog, name):
     import errno
     import logging
 
-    logger = logging.getLogger("dbus_fast.send_reply")
+    logger = logging.getLogger(name)
     closed = OSError(errno.EBADF, "Bad file descriptor")
-    with caplog.at_level(logging.ERROR, logger="dbus_fast.send_reply"):
+    with caplog.at_level(logging.ERROR, logger=name):
         logger.error("Service interface raised an exception", exc_info=(OSError, closed, None))
         assert caplog.records == []  # quitting while a host was asking: nothing lost, nothing to show
         logger.error("Service interface raised an exception", exc_info=(ValueError, ValueError("a bug"), None))
     assert [record.exc_info[0] for record in caplog.records] == [ValueError]
+
+
+def test_every_dbus_fast_module_that_logs_is_quietened():
+    import pathlib
+    import re
+
+    import dbus_fast
+
+    root = pathlib.Path(dbus_fast.__file__).parent
+    logging_modules = {
+        "dbus_fast." + ".".join(path.relative_to(root).with_suffix("").parts)
+        for path in root.rglob("*.py")
+        if re.search(r"getLogger\(", path.read_text(encoding="utf-8"))
+    }
+    assert logging_modules <= set(session_bus.DBUS_FAST_LOGGERS)

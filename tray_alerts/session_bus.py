@@ -33,8 +33,16 @@ class _ClosedSocketNoise(logging.Filter):
         return not (isinstance(error, OSError) and error.errno == errno.EBADF)
 
 
+DBUS_FAST_LOGGERS = (  # every module of dbus-fast 5.x that logs; a filter sees only its own logger's records
+    "dbus_fast.send_reply",
+    "dbus_fast.message_bus",
+    "dbus_fast.proxy_object",
+    "dbus_fast.aio.message_bus",
+    "dbus_fast.aio.message_reader",
+    "dbus_fast.glib.message_bus",
+)
 _QUIET = _ClosedSocketNoise()
-for _name in ("dbus_fast.send_reply", "dbus_fast.message_bus", "dbus_fast.aio.message_bus"):
+for _name in DBUS_FAST_LOGGERS:
     logging.getLogger(_name).addFilter(_QUIET)
 
 
