@@ -559,3 +559,90 @@ def test_non_ascii_password_is_taken_at_config_time():
     channel = EmailChannel.from_options("mail", {"host": "smtp.example.test", "to": "a@example.test",
                                                  "username": "jörg", "password": UNICODE_PASSWORD})
     assert channel._password == UNICODE_PASSWORD
+
+
+# --- several recipients: one transaction, or `separately` one row per address -------------------------------------
+
+class Refusing(Recorder):
+    """A recorder whose RCPT answers come from `answers` (address -> SMTP reply, used up one by one)."""
+
+    def __init__(self, answers: dict[str, list[str]]):
+        super().__init__()
+        self.answers = answers
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        waiting = self.answers.get(address)
+        if waiting:
+            return waiting.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def start_refusing(answers: dict[str, list[str]]) -> tuple[Refusing, Controller, int]:
+    recorder, port = Refusing(answers), free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    return recorder, controller, port
+
+
+def test_one_transaction_with_a_refused_recipient_fails_for_good_and_names_it():
+    recorder, controller, port = start_refusing({RECIPIENTS[1]: ["550 5.1.1 no such user"]})
+    try:
+        error = send_failure(make_email(port), disk_alert())
+    finally:
+        controller.stop()
+    assert [envelope.rcpt_tos for envelope in recorder.envelopes] == [RECIPIENTS[:1]]
+    assert error.retryable is False  # a retry would mail the first address twice
+    assert error.message == f"email: 127.0.0.1 refused 1 of 2 recipients: {RECIPIENTS[1]} (550); the others have it"
+
+
+def test_separately_sends_each_address_its_own_mail_and_records_each():
+    recorder, controller, port = start_refusing({})
+    try:
+        channel = EmailChannel.from_options("mail", {"host": "127.0.0.1", "port": str(port), "security": "none",
+                                                     "from": SENDER, "to": ", ".join(RECIPIENTS),
+                                                     "separately": "yes"})
+        assert channel.row_recipients() == RECIPIENTS
+        channel.send(disk_alert())
+    finally:
+        controller.stop()
+    assert [envelope.rcpt_tos for envelope in recorder.envelopes] == [[address] for address in RECIPIENTS]
+    assert [message["To"] for message in recorder.messages()] == RECIPIENTS  # nobody sees the other addresses
+
+
+def test_without_separately_there_is_one_row_for_all():
+    assert make_email(25).row_recipients() == []
+
+
+def test_a_bad_separately_value_is_a_setting_error():
+    with pytest.raises(SettingError) as caught:
+        EmailChannel.from_options("mail", {"host": "h", "to": "a@example.org", "separately": "perhaps"})
+    assert caught.value.key == "separately"
+
+
+def test_separately_through_the_outbox_retries_only_the_address_that_failed(tmp_path):
+    from tray_alerts import Engine
+    from tray_alerts.clock import FakeClock
+
+    gone, busy = RECIPIENTS[0], RECIPIENTS[1]
+    third = "ops@example.org"
+    answers = {gone: ["550 5.1.1 no such user"], busy: ["451 4.3.0 try again later"]}
+    recorder, controller, port = start_refusing(answers)
+    clock = FakeClock()
+    channel = make_email(port, separately=True)
+    channel.recipients = [gone, busy, third]
+    try:
+        with Engine({"mail": channel}, {"critical": ["mail"]}, tmp_path / "s.db", retry_in_background=False,
+                    clock=clock) as engine:
+            first = engine.raise_alert("disk_full", "critical", "disk at 95%")
+            assert first.outcomes["mail"].status == "failed"  # the worst of its addresses: one is refused for good
+            clock.advance(10)
+            engine.tick()
+            assert engine.wait_idle() and engine.pending() == []
+            lines = [entry.detail for entry in engine.history(10, "disk_full")]
+    finally:
+        controller.stop()
+    mailed = [envelope.rcpt_tos for envelope in recorder.envelopes]
+    assert mailed == [[third], [busy]]  # the third once, the busy one on its retry, the refused one never
+    assert f"email to {gone}: 127.0.0.1 refused {gone} (550)" in lines
+    assert any(line.startswith(f"email to {busy}: 127.0.0.1 refused {busy} (451) — will retry") for line in lines)

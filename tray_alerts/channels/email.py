@@ -36,13 +36,16 @@ _ID_PART = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 class EmailChannel:
-    """Sends one plain-text email per alert to every recipient."""
+    """Sends one plain-text email per alert to all recipients, or with `separately` one to each, recorded and
+    retried per address."""
 
     def __init__(self, name: str, host: str, port: int, security: str, sender: str, recipients: list[str],
-                 username: str = "", password: str = "", verify: bool = True, timeout: float = TIMEOUT):
+                 username: str = "", password: str = "", verify: bool = True, timeout: float = TIMEOUT,
+                 separately: bool = False):
         self.name = name
         self.host, self.port, self.security = host, port, security
         self.sender, self.recipients = sender, recipients
+        self.separately = separately
         self._username, self._password = username, password
         self.verify = verify
         self.timeout = timeout
@@ -50,7 +53,8 @@ class EmailChannel:
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> EmailChannel:
-        """Built from [channel.NAME]: host, to (required), port, security, verify, username, password, from."""
+        """Built from [channel.NAME]: host, to (required), port, security, verify, username, password, from,
+        separately."""
         host = require(options, "host")
         recipients = [address.strip() for address in require(options, "to").split(",") if address.strip()]
         security = (options.get("security", "").strip() or "starttls").lower()
@@ -60,21 +64,19 @@ class EmailChannel:
         port_text = options.get("port", "").strip() or str(default_port)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise SettingError("port", f"not a port number: {port_text!r}")
-        try:
-            verify = parse_bool(options.get("verify", "").strip() or "yes")
-        except ValueError as error:
-            raise SettingError("verify", str(error)) from None
+        verify, separately = _flag(options, "verify", True), _flag(options, "separately", False)
         sender = options.get("from", "").strip() or f"tray-alerts@{socket.gethostname()}"
         username, password = options.get("username", "").strip(), options.get("password", "")
         for key, value in (("username", username), ("password", password)):
             if not _sendable_credential(value):
                 raise SettingError(key, "contains a control character or text that is not valid Unicode, which no "
                                         "SMTP login can send (the value is not shown)")
-        return cls(name, host, int(port_text), security, sender, recipients, username, password, verify)
+        return cls(name, host, int(port_text), security, sender, recipients, username, password, verify,
+                   separately=separately)
 
-    def message(self, alert: Alert) -> EmailMessage:
+    def message(self, alert: Alert, recipients: list[str] | None = None) -> EmailMessage:
         """Subject `[CRITICAL] disk_full: disk at 95% on /var`; the body has the time, host and context."""
-        message = self._new_message(subject(alert))
+        message = self._new_message(subject(alert), recipients or self.recipients)
         message_id, firing_id = self.thread_ids(alert)
         message["Message-ID"] = message_id
         if firing_id:
@@ -112,47 +114,75 @@ class EmailChannel:
             self._domain = ([name for name in usable if "." in name] or usable or ["localhost.localdomain"])[0]
         return self._domain
 
+    def row_recipients(self) -> list[str]:
+        """With `separately`, one outbox row per address: one that fails is retried alone, the others not again."""
+        return list(self.recipients) if self.separately else []
+
     def send(self, alert: Alert) -> None:
-        """Connect, secure, log in if asked, send; SMTP failures become DeliveryErrors."""
-        self._deliver(self.message(alert))
+        """Connect, secure, log in if asked, send; SMTP failures become DeliveryErrors (a test alert goes to each
+        address on its own when `separately`)."""
+        if not self.separately:
+            self._deliver(self.message(alert))
+            return
+        failures: list[DeliveryError] = []
+        for address in self.recipients:
+            try:
+                self.send_to(alert, address)
+            except DeliveryError as error:
+                failures.append(error)
+        if failures:
+            raise DeliveryError("; ".join(error.message for error in failures),
+                                retryable=any(error.retryable for error in failures))
+
+    def send_to(self, alert: Alert, address: str) -> None:
+        """The alert's email to one address, in a transaction of its own."""
+        if address not in self.recipients:
+            raise DeliveryError(f"email {address}: no longer in this channel's to; not sent", retryable=False)
+        self._deliver(self.message(alert, [address]), f"email to {address}")
 
     def send_many(self, alerts: list[Alert]) -> None:
         """Several alerts as one email (storm control groups what piles up)."""
         worst = max((alert.level for alert in alerts if not alert.resolved), default=None)
-        message = self._new_message(f"[tray-alerts] {len(alerts)} alerts" + (f", worst {worst.value}" if worst else ""))
+        message = self._new_message(f"[tray-alerts] {len(alerts)} alerts" + (f", worst {worst.value}" if worst else ""),
+                                    self.recipients)
         message["Message-ID"] = make_msgid(domain=self.domain())
         parts = [self.message(alert) for alert in alerts]
         _set_body(message, "\n\n".join(f"{part['Subject']}\n{part.get_content().strip()}" for part in parts))
         self._deliver(message)
 
-    def _new_message(self, subject_text: str) -> EmailMessage:
+    def _new_message(self, subject_text: str, recipients: list[str]) -> EmailMessage:
         """A message with Subject, From, To and Date, under the SMTP policy (CRLF line ends)."""
         message = EmailMessage(policy=email.policy.SMTP)
         message["Subject"] = FoldedHeader("Subject", truncate(subject_text, SUBJECT_LIMIT))
         message["From"] = self.sender
-        message["To"] = ", ".join(self.recipients)
+        message["To"] = ", ".join(recipients)
         message["Date"] = formatdate(localtime=True)
         return message
 
-    def _deliver(self, message: EmailMessage) -> None:
+    def _deliver(self, message: EmailMessage, who: str = "email") -> None:
+        """Send one message; SMTP failures become DeliveryErrors whose text begins with `who`."""
         try:
             with self._connect() as smtp:
                 smtp.set_debuglevel(0)  # a host's class-wide SMTP.debuglevel would print the AUTH lines to stderr
                 if self._username:
                     self._login(smtp)
-                smtp.send_message(message)
+                refused = smtp.send_message(message)
         except smtplib.SMTPAuthenticationError as error:
-            raise DeliveryError(f"email: login refused by {self.host} ({error.smtp_code})", retryable=False) from None
-        except smtplib.SMTPRecipientsRefused:
-            raise DeliveryError(f"email: {self.host} refused the recipients", retryable=False) from None
+            raise DeliveryError(f"{who}: login refused by {self.host} ({error.smtp_code})", retryable=False) from None
+        except smtplib.SMTPRecipientsRefused as error:
+            raise DeliveryError(f"{who}: {self.host} refused {_refusals(error.recipients)}",
+                                retryable=all(code < 500 for code, _ in error.recipients.values())) from None
         except smtplib.SMTPResponseException as error:
-            raise DeliveryError(f"email: {self.host} answered {error.smtp_code}",
+            raise DeliveryError(f"{who}: {self.host} answered {error.smtp_code}",
                                 retryable=error.smtp_code < 500) from None
         except ssl.SSLCertVerificationError as error:
-            raise DeliveryError(f"email: certificate of {self.host} not trusted ({error.verify_message})",
+            raise DeliveryError(f"{who}: certificate of {self.host} not trusted ({error.verify_message})",
                                 retryable=False) from None
         except (OSError, smtplib.SMTPException) as error:
-            raise DeliveryError(f"email: cannot reach {self.host}:{self.port} ({_reason(error)})") from None
+            raise DeliveryError(f"{who}: cannot reach {self.host}:{self.port} ({_reason(error)})") from None
+        if refused:  # the others have it: trying again would mail them twice (`separately` retries per address)
+            raise DeliveryError(f"{who}: {self.host} refused {len(refused)} of {len(message['To'].split(','))} "
+                                f"recipients: {_refusals(refused)}; the others have it", retryable=False)
 
     def _login(self, smtp: smtplib.SMTP) -> None:
         """Log in: smtplib for ASCII credentials, else UTF-8 over AUTH PLAIN or LOGIN (RFC 4616, RFC 4954)."""
@@ -194,6 +224,19 @@ class EmailChannel:
                 smtp.close()
                 raise
         return smtp
+
+
+def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
+    """`a@example.org (550)`, one entry per refused address."""
+    return ", ".join(f"{address} ({code})" for address, (code, _) in sorted(refused.items()))
+
+
+def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
+    """A yes/no setting, or SettingError naming the key."""
+    try:
+        return parse_bool(options.get(key, "").strip() or ("yes" if default else "no"))
+    except ValueError as error:
+        raise SettingError(key, str(error)) from None
 
 
 def _reason(error: BaseException) -> str:
