@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import RecordingChannel
-from tray_alerts import Engine, Level
+from tray_alerts import Engine, Level, display
 from tray_alerts.clock import FakeClock
 from tray_alerts.reminders import ReminderPolicy
 from tray_alerts.storm import ChannelLimits, StormControl
@@ -163,7 +163,8 @@ def test_reminders_repeat_an_alert_still_active_with_how_long_it_fired(tmp_path,
     reminders = [a for a in slack.sent if a.reminder]
     assert [(a.event, a.firing_for) for a in reminders] == [("db", 3600), ("db", 7200)]
     assert "reminder: still firing after 1 h" in reminders[0].format()
-    assert len(reminded) == 2 and slack.sent[-1].resolved and slack.sent[-1].note() == "recovered after 2 h 30 min"
+    assert len(reminded) == 2 and slack.sent[-1].resolved and slack.sent[-1].note() == \
+        f"recovered after 2 h 30 min (CRITICAL from {display.clock(slack.sent[-1].since, slack.sent[-1].at, seconds=False)})"
 
 
 def test_reminders_go_only_to_the_channels_told(tmp_path, clock):
@@ -216,7 +217,8 @@ def test_recoveries_say_how_long_the_event_was_down(tmp_path, clock):
         engine.clear_alert("api", "HTTP 200")
     recovery = slack.sent[-1]
     assert recovery.message == "HTTP 200" and recovery.firing_for == 42 * 60
-    assert recovery.format().endswith("— recovered after 42 min")
+    began = display.clock(recovery.since, recovery.at, seconds=False)
+    assert recovery.format().endswith(f"— recovered after 42 min (ERROR from {began})")  # the incident it ends
 
 
 @pytest.mark.parametrize("text, expected", [("critical = 30m\nwarning = off\n", {Level.CRITICAL: 1800.0})])

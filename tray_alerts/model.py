@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .display import duration
+from .display import clock, duration
 
 MAX_EVENT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
@@ -122,11 +122,14 @@ class Alert:
         return " ".join(parts) + (f" — {note}" if note else "")
 
     def note(self) -> str | None:
-        """`recovered after 42 min` on a recovery, `reminder: still firing after 2 h` on a reminder, and
-        `possibly a repeat` when an earlier attempt may have arrived."""
+        """`recovered after 42 min (CRITICAL from 14:32)` on a recovery — the incident it ends —, `reminder: still
+        firing after 2 h` on a reminder, and `possibly a repeat` when an earlier attempt may have arrived."""
         notes = []
-        if self.firing_for is not None and self.resolved:
-            notes.append(f"recovered after {duration(self.firing_for)}")
+        if self.resolved and (self.firing_for is not None or self.since is not None):
+            lasted = f" after {duration(self.firing_for)}" if self.firing_for is not None else ""
+            began = f" ({self.level.value.upper()} from {clock(self.since, self.at, seconds=False)})" \
+                if self.since is not None else ""
+            notes.append(f"recovered{lasted}{began}")
         elif self.firing_for is not None and self.reminder:
             notes.append(f"reminder: still firing after {duration(self.firing_for)}")
         if self.possible_repeat:
