@@ -99,6 +99,15 @@ EXPECTED = {
     "unknown_section_wrong_case.ini": " [Routing]: unknown section",
     "utf16_with_bom.ini": ": binary data, not a settings file",
     "webhook_header_without_colon.ini": " [channel.hook] headers: each header must be `Name: value`",
+    "sms_account_sid_wrong_shape.ini": " [channel.sms] account_sid: not an Account SID (AC and 32 hex digits)",
+    "email_separately_not_yes_no.ini": " [channel.mail] separately: not yes or no: 'sometimes'",
+    "webhook_format_unknown.ini": " [channel.hook] format: unknown format 'prometheus' (allowed: tray-alerts,",
+    "slack_body_template_unknown_field.ini": " [channel.slack] body_template: unknown field 'mesage' (fields: event,",
+    "email_title_template_unclosed_block.ini": " [channel.mail] title_template: line 2: Unexpected end of template.",
+    "sms_title_template_not_supported.ini": " [channel.sms] title_template: this channel has no title; it takes "
+                                            "body_template",
+    "webhook_template_escapes_the_sandbox.ini": " [channel.hook] body_template: not allowed in a template: access "
+                                                "to attribute '__class__'",
 }
 
 _TRACEBACK_SIGNS = [

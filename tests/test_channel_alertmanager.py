@@ -511,10 +511,10 @@ def test_from_options_reads_url_and_refresh():
 def test_from_options_reads_labels_and_generator_url():
     channel = AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "labels": "mount, job  _x,mount",
                                                       "generator_url": "https://monitor.example/"})
-    assert channel.label_keys == ("mount", "job", "_x")
-    assert channel.generator_url == "https://monitor.example/"
+    assert channel.shape.label_keys == ("mount", "job", "_x")
+    assert channel.shape.generator_url == "https://monitor.example/"
     plain = AlertmanagerChannel.from_options("am", {"url": "http://127.0.0.1:9093", "labels": "  "})
-    assert plain.label_keys == () and plain.generator_url == ""
+    assert plain.shape.label_keys == () and plain.shape.generator_url == ""
 
 
 @pytest.mark.parametrize("name", ["free%", "1st", "mount.point", "__meta", "été", "severity", "alertname",

@@ -439,3 +439,10 @@ def test_neither_from_nor_messaging_service_sid_is_not_configured():
 def test_the_constructor_takes_exactly_one_sender(sender, service):
     with pytest.raises(ValueError):
         SmsChannel("pager", SID, TOKEN, sender, RECIPIENTS, messaging_service_sid=service)
+
+
+@pytest.mark.parametrize("sid", ["AC123", "AC0123456789abcdef0123456789abcde/", "MG0123456789abcdef0123456789abcdef"])
+def test_an_account_sid_of_the_wrong_shape_is_a_setting_error(sid):
+    with pytest.raises(SettingError) as caught:
+        SmsChannel.from_options("pager", {**FULL, "account_sid": sid})
+    assert (caught.value.key, caught.value.problem) == ("account_sid", "not an Account SID (AC and 32 hex digits)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Mapping, Protocol
 
+from .. import templates
 from .base import Channel, DeliveryError, NotConfigured, SettingError
 
 CHANNEL_TYPES: dict[str, str] = {
@@ -34,5 +35,15 @@ def channel_class(type_name: str) -> ChannelType:
 
 
 def build_channel(name: str, type_name: str, options: Mapping[str, str]) -> Channel:
-    """A ready channel, or NotConfigured (a required value is empty) / SettingError (a bad value)."""
-    return channel_class(type_name).from_options(name, options)
+    """A ready channel with its templates, or NotConfigured (a required value is empty) / SettingError (a bad
+    value, a template that cannot be used)."""
+    kind = channel_class(type_name)
+    try:
+        wording = templates.wording(name, options, getattr(kind, "TEMPLATES", ()))
+    except templates.TemplateProblem as problem:
+        raise SettingError(problem.key, problem.problem) from None
+    channel = kind.from_options(name, {key: value for key, value in options.items()
+                                       if key not in templates.TEMPLATE_KEYS})
+    if wording is not templates.PLAIN:
+        channel.wording = wording  # type: ignore[attr-defined]
+    return channel

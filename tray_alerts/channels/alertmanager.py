@@ -5,11 +5,13 @@ import json
 import re
 import socket
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ..model import Alert, truncate
+from ..templates import PLAIN, Wording
 from .base import SettingError, duration_option, require
 from .http import check_url, post
 
@@ -71,11 +73,57 @@ def annotation_name(key: str) -> str:
     return f"_{name}" if not name or name[0].isdigit() else name
 
 
+@dataclass(frozen=True)
+class AlertShape:
+    """How an Alert looks to Alertmanager: identity labels, the rest as annotations, and a generatorURL (the
+    alertmanager channel and a webhook with `format = alertmanager` both use it)."""
+
+    label_keys: tuple[str, ...] = ()
+    generator_url: str = ""
+
+    def labels(self, alert: Alert) -> dict[str, str]:
+        """alertname = event, severity = level, instance = this host, then the context keys named in `labels`
+        (those with a value: a null or empty one is left out, as Alertmanager treats an empty label)."""
+        labels = {"alertname": alert.event, "severity": alert.level.value, "instance": socket.gethostname()}
+        for key in self.label_keys:
+            text = text_of(alert.context.get(key))
+            if text:
+                labels[key] = truncate(text, MAX_LABEL_VALUE)
+        return labels
+
+    def annotations(self, alert: Alert, wording: Wording = PLAIN) -> dict[str, str]:
+        """summary = the message, description = the other context as `key: value` lines, and each of those
+        context values as an annotation of its own (nulls left out, long values cut with an ellipsis)."""
+        annotations = {"summary": alert.message}
+        lines: list[str] = []
+        for key, value in alert.context.items():
+            text = text_of(value)
+            if key in self.label_keys or text is None:
+                continue
+            lines.append(f"{' '.join(str(key).split())}: {truncate(' '.join(text.split()), MAX_DESCRIPTION_VALUE)}")
+            name = annotation_name(str(key))
+            if name not in _RESERVED_ANNOTATIONS and not name.startswith("__"):
+                annotations.setdefault(name, truncate(text, MAX_ANNOTATION_VALUE))
+        description = _bounded_lines(lines, MAX_DESCRIPTION) if lines else ""
+        summary, description = wording.apply(alert, alert.message, description)
+        annotations["summary"] = truncate(summary, MAX_DESCRIPTION)
+        if description:
+            annotations["description"] = truncate(description, MAX_DESCRIPTION)
+        return annotations
+
+    def generator(self, alert: Alert) -> str:
+        """The alert's own http(s) `url` from its context, else the configured generator_url (maybe empty)."""
+        return web_url(alert.context.get("url")) or self.generator_url
+
+
 class AlertmanagerChannel:
     """Posts firing alerts with the labels alertname/severity/instance (+ the context keys named in `labels`), the
     message as the `summary` annotation and the rest of the context as annotations, and re-posts them every
     `refresh` seconds, since Alertmanager resolves an alert nobody re-sends within its resolve_timeout; a recovery
     or a change of level (a new label set) is a post of the old label set with endsAt = now."""
+
+    TEMPLATES = ("title", "body")  # the summary and description annotations
+    wording: Wording = PLAIN
 
     def __init__(self, name: str, url: str, refresh: float = DEFAULT_REFRESH, timeout: float = TIMEOUT,
                  labels: Iterable[str] = (), generator_url: str = ""):
@@ -83,8 +131,8 @@ class AlertmanagerChannel:
         self._url = check_url("url", url).rstrip("/") + "/api/v2/alerts"
         self.refresh = refresh
         self.timeout = timeout
-        self.label_keys = label_names(" ".join(labels))
-        self.generator_url = check_url("generator_url", generator_url) if generator_url else ""
+        self.shape = AlertShape(label_names(" ".join(labels)),
+                                check_url("generator_url", generator_url) if generator_url else "")
         self._firing: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._posting = threading.Lock()  # one post at a time: a refresh in flight must not land after a resolve
@@ -98,42 +146,12 @@ class AlertmanagerChannel:
                    labels=label_names(options.get("labels", "")),
                    generator_url=options.get("generator_url", "").strip())
 
-    def labels(self, alert: Alert) -> dict[str, str]:
-        """alertname = event, severity = level, instance = this host, then the context keys named in `labels`
-        (those with a value: a null or empty one is left out, as Alertmanager treats an empty label)."""
-        labels = {"alertname": alert.event, "severity": alert.level.value, "instance": socket.gethostname()}
-        for key in self.label_keys:
-            text = text_of(alert.context.get(key))
-            if text:
-                labels[key] = truncate(text, MAX_LABEL_VALUE)
-        return labels
-
-    def annotations(self, alert: Alert) -> dict[str, str]:
-        """summary = the message, description = the other context as `key: value` lines, and each of those
-        context values as an annotation of its own (nulls left out, long values cut with an ellipsis)."""
-        annotations = {"summary": alert.message}
-        lines: list[str] = []
-        for key, value in alert.context.items():
-            text = text_of(value)
-            if key in self.label_keys or text is None:
-                continue
-            lines.append(f"{' '.join(str(key).split())}: {truncate(' '.join(text.split()), MAX_DESCRIPTION_VALUE)}")
-            name = annotation_name(str(key))
-            if name not in _RESERVED_ANNOTATIONS and not name.startswith("__"):
-                annotations.setdefault(name, truncate(text, MAX_ANNOTATION_VALUE))
-        if lines:
-            annotations["description"] = _bounded_lines(lines, MAX_DESCRIPTION)
-        return annotations
-
-    def generator(self, alert: Alert) -> str:
-        """The alert's own http(s) `url` from its context, else the configured generator_url (maybe empty)."""
-        return web_url(alert.context.get("url")) or self.generator_url
-
     def payload(self, alert: Alert, ends: datetime | None = None) -> dict:
         """One alert in Alertmanager's v2 API form."""
-        body: dict[str, Any] = {"labels": self.labels(alert), "annotations": self.annotations(alert),
+        body: dict[str, Any] = {"labels": self.shape.labels(alert),
+                                "annotations": self.shape.annotations(alert, self.wording),
                                 "startsAt": alert.at.isoformat()}
-        if generator := self.generator(alert):
+        if generator := self.shape.generator(alert):
             body["generatorURL"] = generator
         if ends is not None:
             body["endsAt"] = ends.isoformat()

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from ..display import context_lines, title
 from ..model import Alert, Level
+from ..templates import PLAIN, Wording
 from .base import DeliveryError, NotConfigured, SettingError, require
 
 _TYPES = {Level.INFO: "info", Level.WARNING: "warning", Level.ERROR: "failure", Level.CRITICAL: "failure"}
@@ -42,6 +43,8 @@ class AppriseChannel:
     """Sends each alert to every Apprise URL given in `urls` (one per line or comma separated), each on its own."""
 
     SECRET_KEYS = ("urls",)  # Apprise URLs embed tokens and passwords
+    TEMPLATES = ("title", "body")
+    wording: Wording = PLAIN
 
     def __init__(self, name: str, urls: list[str]):
         try:
@@ -86,12 +89,12 @@ class AppriseChannel:
         if service is None:
             raise DeliveryError(f"apprise {recipient}: that URL is no longer in this channel's urls; not sent",
                                 retryable=False)
-        body = "\n".join([alert.message, *context_lines(alert)])
+        heading, body = self.wording.apply(alert, title(alert), "\n".join([alert.message, *context_lines(alert)]))
         notify_type = "success" if alert.resolved else _TYPES[alert.level]
         if self._detailed:
-            result = service.notify(body=body, title=title(alert), notify_type=notify_type, log_level=logging.WARNING)
+            result = service.notify(body=body, title=heading, notify_type=notify_type, log_level=logging.WARNING)
         else:
-            result = service.notify(body=body, title=title(alert), notify_type=notify_type)
+            result = service.notify(body=body, title=heading, notify_type=notify_type)
         try:
             if result:
                 return

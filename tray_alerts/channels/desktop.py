@@ -20,6 +20,7 @@ from ..notifications import (NEVER_EXPIRES, ConnectionLost, Notification, Notifi
                              Urgency)
 from ..session_bus import BusUnavailable
 from ..storm import SUMMARY_EVENT
+from ..templates import PLAIN, Wording
 from .base import DeliveryError, SettingError, duration_option
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class DesktopChannel:
     """
 
     stateless = True  # needs no state to deliver: told directly while the state file cannot be written
+    TEMPLATES = ("title", "body")  # the pop-up's summary and body
+    wording: Wording = PLAIN
 
     def __init__(self, name: str = "desktop", timeout: float = 10.0, sounds: Mapping[Level, str] | None = None,
                  connect: Callable[[], Awaitable[Any]] | None = None):
@@ -137,7 +140,7 @@ class DesktopChannel:
         async with self._ordered():
             capabilities = await self._client.capabilities()
             arguments = notify_arguments(alert, self._popups.replaces(alert.event), capabilities, self.timeout,
-                                         self.sounds, interactive=self.on_action is not None)
+                                         self.sounds, interactive=self.on_action is not None, wording=self.wording)
             notification_id = await self._client.notify(arguments)
             self._popups.shown(alert.event, notification_id, final=alert.resolved)
 
@@ -195,7 +198,8 @@ class DesktopChannel:
 
         icon = level_icon_path(None if alert.resolved else alert.level)
         try:
-            notification.notify(title=title(alert), message=self.body(alert), app_name=APP_NAME,
+            summary, body = words(alert, self.wording)
+            notification.notify(title=summary, message=body, app_name=APP_NAME,
                                 app_icon=str(icon), timeout=int(self.timeout))
         except Exception as error:  # NotImplementedError on an unsupported platform, …
             reason = (NO_DAEMON if _no_daemon(str(error))
@@ -203,13 +207,19 @@ class DesktopChannel:
             raise DeliveryError(f"desktop: {reason}", retryable=False) from None
 
 
+def words(alert: Alert, wording: Wording = PLAIN) -> tuple[str, str]:
+    """The pop-up's summary and body: the channel's templates, else `CRITICAL · disk_full` and the message."""
+    summary, body = wording.apply(alert, title(alert), DesktopChannel.body(alert))
+    return truncate(summary, MAX_BODY), truncate(body, MAX_BODY)
+
+
 def notify_arguments(alert: Alert, replaces_id: int = 0, capabilities: frozenset[str] = frozenset(),
                      timeout: float = 10.0, sounds: Mapping[Level, str] | None = None,
-                     interactive: bool = True) -> Notification:
+                     interactive: bool = True, wording: Wording = PLAIN) -> Notification:
     """The Notify call for an alert, from its level and kind and what the server can do; `interactive`: someone
     handles the actions."""
     icon = level_icon_path(None if alert.resolved else alert.level)
-    body = DesktopChannel.body(alert)
+    summary, body = words(alert, wording)
     if "body-markup" in capabilities:  # such a server reads the body as markup: `<none>`, `a & b` show as written
         body = html.escape(body, quote=False)
     hints: dict[str, bool | int | str] = {
@@ -228,7 +238,7 @@ def notify_arguments(alert: Alert, replaces_id: int = 0, capabilities: frozenset
     expire = NEVER_EXPIRES if urgent else min(MAX_EXPIRE_MS, max(0, round(timeout * 1000)))
     # app_icon as a plain path, as libnotify's clients send it (every server takes one); image-path as the URI the
     # spec asks for. Servers that show one image prefer image-path.
-    return Notification(summary=title(alert), body=body, app_name=APP_NAME, replaces_id=replaces_id,
+    return Notification(summary=summary, body=body, app_name=APP_NAME, replaces_id=replaces_id,
                         app_icon=str(icon), actions=actions, hints=hints, expire_timeout=expire)
 
 

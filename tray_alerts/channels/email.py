@@ -16,6 +16,7 @@ from typing import Mapping
 
 from ..display import clock, context_lines, duration
 from ..model import Alert, truncate
+from ..templates import PLAIN, Wording
 from ..values import parse_bool
 from .base import DeliveryError, SettingError, require
 
@@ -38,6 +39,9 @@ _ID_PART = re.compile(r"[A-Za-z0-9-]{1,64}")
 class EmailChannel:
     """Sends one plain-text email per alert to all recipients, or with `separately` one to each, recorded and
     retried per address."""
+
+    TEMPLATES = ("title", "body")  # the subject and the text
+    wording: Wording = PLAIN
 
     def __init__(self, name: str, host: str, port: int, security: str, sender: str, recipients: list[str],
                  username: str = "", password: str = "", verify: bool = True, timeout: float = TIMEOUT,
@@ -76,17 +80,18 @@ class EmailChannel:
 
     def message(self, alert: Alert, recipients: list[str] | None = None) -> EmailMessage:
         """Subject `[CRITICAL] disk_full: disk at 95% on /var`; the body has the time, host and context."""
-        message = self._new_message(subject(alert), recipients or self.recipients)
+        note = alert.note()
+        lines = [alert.message, *([note] if note else []), "", f"event: {alert.event}", f"level: {alert.level.value}",
+                 f"state: {'recovered' if alert.resolved else 'firing'}", f"time: {clock(alert.at)}",
+                 f"host: {socket.gethostname()}", *context_lines(alert), "", "— tray-alerts"]
+        subject_text, body = self.wording.apply(alert, subject(alert), "\n".join(lines))
+        message = self._new_message(" ".join(subject_text.split()), recipients or self.recipients)
         message_id, firing_id = self.thread_ids(alert)
         message["Message-ID"] = message_id
         if firing_id:
             message["In-Reply-To"] = firing_id
             message["References"] = firing_id
-        note = alert.note()
-        lines = [alert.message, *([note] if note else []), "", f"event: {alert.event}", f"level: {alert.level.value}",
-                 f"state: {'recovered' if alert.resolved else 'firing'}", f"time: {clock(alert.at)}",
-                 f"host: {socket.gethostname()}", *context_lines(alert), "", "— tray-alerts"]
-        _set_body(message, "\n".join(lines))
+        _set_body(message, body)
         return message
 
     def thread_ids(self, alert: Alert) -> tuple[str, str | None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, TextIO
 
 from ..model import Alert, Level
+from ..templates import PLAIN, Wording
 from .base import SettingError
 
 _LOG_LEVELS = {
@@ -23,6 +24,8 @@ class LogChannel:
     """Writes `event: [LEVEL] message (time) context` lines; recoveries are logged at INFO."""
 
     stateless = True  # needs no state to deliver: told directly while the state file cannot be written
+    TEMPLATES = ("body",)  # the line after `event: `
+    wording: Wording = PLAIN
 
     def __init__(self, name: str = "log", file: str | Path | None = None):
         self.name = name
@@ -40,11 +43,12 @@ class LogChannel:
 
     def send(self, alert: Alert) -> None:
         """Write the alert's line."""
+        text = " ".join(self.wording.body(alert, alert.format()).splitlines())  # one alert, one line
         if self._file is not None:
-            self._file.write(f"{alert.event}: {alert.format()}")
+            self._file.write(f"{alert.event}: {text}")
         else:
             level = logging.INFO if alert.resolved else _LOG_LEVELS[alert.level]
-            self._logger.log(level, "%s: %s", alert.event, alert.format())
+            self._logger.log(level, "%s: %s", alert.event, text)
 
     def close(self) -> None:
         """Close a file of its own."""

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from ..display import colour, title
 from ..model import Alert
+from ..templates import PLAIN, Wording
 from .base import DeliveryError, require
 from .http import check_url, post
 
@@ -86,6 +87,9 @@ def fit(text: str, limit: int) -> str:
 
 class SlackChannel:
     """Posts alerts to one Slack incoming webhook."""
+
+    TEMPLATES = ("title", "body")  # the attachment's title and text
+    wording: Wording = PLAIN
 
     def __init__(self, name: str, webhook_url: str, username: str = "", timeout: float = TIMEOUT):
         self.name = name
@@ -167,11 +171,17 @@ class SlackChannel:
         note = alert.note()
         fallback = f"{alert.tag} {alert.event}: {alert.message}" + (f" ({note})" if note else "")
         italic_note = f"\n_{escape(note)}_" if note else ""
+        text = fit(alert.message, MAX_ATTACHMENT_TEXT - units(italic_note)) + italic_note
+        heading, own_body = title(alert), alert.message + (f"\n_{note}_" if note else "")
+        templated = self.wording.apply(alert, heading, own_body)
+        if templated != (heading, own_body):  # the templates' text, escaped like any other (no mentions, no links)
+            heading, body = templated
+            fallback, text = f"{heading}: {body}", fit(body, MAX_ATTACHMENT_TEXT)
         return fallback, {
             "fallback": fit(fallback, MAX_FALLBACK),
             "color": colour(alert),
-            "title": fit(title(alert), MAX_TITLE),
-            "text": fit(alert.message, MAX_ATTACHMENT_TEXT - units(italic_note)) + italic_note,
+            "title": fit(heading, MAX_TITLE),
+            "text": text,
             "fields": _fields(alert.context),
             "footer": fit(f"tray-alerts on {socket.gethostname()}", MAX_FOOTER),
             "ts": int(alert.at.timestamp()),

@@ -8,6 +8,7 @@ from collections import deque
 from typing import Mapping
 
 from ..model import Alert
+from ..templates import PLAIN, Wording
 from .base import DeliveryError, NotConfigured, SettingError, require
 from .http import check_url, post
 
@@ -15,6 +16,7 @@ TWILIO_API = "https://api.twilio.com"
 MAX_BODY = 1600  # Twilio's limit for Body: GSM-7 septets, or UTF-16 code units once it is UCS-2
 TIMEOUT = 10.0
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")  # Twilio's SID<MG> pattern
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")  # Twilio's SID<AC> pattern: it goes into the request's path
 
 GSM7, UCS2 = "GSM-7", "UCS-2"
 # GSM 03.38 default alphabet (0x1B, the escape, left out) and its extension table, whose characters are sent as
@@ -94,6 +96,9 @@ def segments(body: str) -> int:
 class SmsChannel:
     """Texts every recipient; at most `max_per_hour` alerts are texted in any hour."""
 
+    TEMPLATES = ("body",)  # a text message has no title
+    wording: Wording = PLAIN
+
     def __init__(self, name: str, account_sid: str, auth_token: str, sender: str | None, recipients: list[str],
                  api_url: str = TWILIO_API, max_per_hour: int = 5, timeout: float = TIMEOUT,
                  messaging_service_sid: str | None = None):
@@ -118,6 +123,8 @@ class SmsChannel:
         if not cap_text.isdigit():
             raise SettingError("max_per_hour", f"not a whole number: {cap_text!r}")
         account_sid, auth_token = require(options, "account_sid"), require(options, "auth_token")
+        if not ACCOUNT_SID.fullmatch(account_sid):
+            raise SettingError("account_sid", "not an Account SID (AC and 32 hex digits)")
         sender, service = cls._sender(options)
         return cls(name, account_sid, auth_token, sender, recipients, options.get("api_url", "").strip() or TWILIO_API,
                    int(cap_text), messaging_service_sid=service)
@@ -145,6 +152,10 @@ class SmsChannel:
         context = f"{note}; {context}" if note and context else note or context
         return fit_body(f"[{alert.tag}] {alert.event}: {alert.message}" + (f" ({context})" if context else ""))
 
+    def text(self, alert: Alert) -> str:
+        """The Body sent: the body_template's, else body(), within Twilio's 1600."""
+        return fit_body(self.wording.body(alert, self.body(alert)))
+
     def row_recipients(self) -> list[str]:
         """One outbox row per number: a number that fails is retried alone, the others are not texted again."""
         return list(self.recipients)
@@ -171,7 +182,7 @@ class SmsChannel:
     def _post(self, alert: Alert, number: str) -> None:
         sender = {"From": self.sender} if self.sender is not None else \
             {"MessagingServiceSid": self.messaging_service_sid}
-        post(self._url, "SMS", self.timeout, auth=self._auth, data={**sender, "To": number, "Body": self.body(alert)})
+        post(self._url, "SMS", self.timeout, auth=self._auth, data={**sender, "To": number, "Body": self.text(alert)})
 
     def _take_quota(self, key: tuple | None) -> tuple | None:
         """Count an alert against the hourly cap — once for all its numbers when `key` names it — or refuse it
