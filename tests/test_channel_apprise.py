@@ -25,9 +25,11 @@ def test_posts_title_body_and_type(httpserver_ipv4):
 
 def test_a_recovery_is_a_success_notification(httpserver_ipv4):
     httpserver_ipv4.expect_oneshot_request("/apprise/hook", method="POST").respond_with_data("ok")
-    AppriseChannel("team", [json_url(httpserver_ipv4)]).send(Alert("disk_full", Level.ERROR, "back", resolved=True))
+    AppriseChannel("team", [json_url(httpserver_ipv4)]).send(Alert("disk_full", Level.ERROR, "back", resolved=True,
+                                                                   firing_for=600.0))
     payload = httpserver_ipv4.log[0][0].get_json()
     assert payload["type"] == "success" and payload["title"] == "RESOLVED · disk_full"
+    assert payload["message"] == "back\nrecovered after 10 min"  # the incident it ends
 
 
 def test_a_refusing_service_is_a_retryable_failure(httpserver_ipv4):

@@ -446,3 +446,14 @@ def test_an_account_sid_of_the_wrong_shape_is_a_setting_error(sid):
     with pytest.raises(SettingError) as caught:
         SmsChannel.from_options("pager", {**FULL, "account_sid": sid})
     assert (caught.value.key, caught.value.problem) == ("account_sid", "not an Account SID (AC and 32 hex digits)")
+
+
+def test_another_providers_account_id_is_taken_and_quoted_into_the_path(server):
+    project = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"  # e.g. a Twilio-compatible provider's project id
+    channel = SmsChannel.from_options("pager", {**FULL, "account_sid": project, "api_url": server.url_for("/compat")})
+    server.expect_request(f"/compat/2010-04-01/Accounts/{project}/Messages.json",
+                          method="POST").respond_with_json({"sid": "SM1"}, status=201)
+    channel.send(disk_alert())
+    assert len(server.log) == 1
+    odd = SmsChannel.from_options("pager", {**FULL, "account_sid": "a/b?c", "api_url": server.url_for("/compat")})
+    assert odd._url.endswith("/Accounts/a%2Fb%3Fc/Messages.json")  # cannot change the path or add a query

@@ -218,7 +218,7 @@ def test_the_spec_leaves_body_length_to_us(prism):
 # --- what the spec refuses, SmsChannel reports as a permanent DeliveryError ---------------------------------------
 
 @pytest.mark.parametrize("sid, service", [
-    (SID[:-1], None),  # the path's AccountSid: from_options does not check the account SID's shape
+    (SID[:-1], None),  # the path's AccountSid: from_options checks its shape only against Twilio's own api_url
     (SID, "MG0123"),  # MessagingServiceSid: from_options checks its shape, the constructor does not
 ], ids=["short-account-sid", "short-messaging-service-sid"])
 def test_a_request_the_spec_refuses_is_a_non_retryable_delivery_error(prism, sent, sid, service):

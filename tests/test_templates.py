@@ -87,9 +87,27 @@ def test_a_recovery_can_say_which_incident_it_ends():
     ("{{ context.update(x=1) }}", "not allowed in a template"),
     ("{{ 'x' * 100000000 }}", "not allowed in a template: repeating text or a list past 10000 items"),
     ("{{ 9 ** 99999999 }}", "not allowed in a template: power too large"),
+    # what a careful reviewer tried: each hung or took ~1 GB before the bounds
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "took longer than 1 s"),
+    ("{{ lipsum(100000) }}", "unknown field 'lipsum'"),
+    ("{% set ns = namespace(n=2) %}", "unknown field 'namespace'"),
+    ("{{ (((10**64)**64)**64)**64 > 1 }}", "power too large"),
+    ("{{ 'x'|center(10**9) }}", "width past 10000"),
+    ("{{ 'x'.center(10**9) }}", "width past 10000"),
+    ("{{ 'x'.zfill(10**9) }}", "width past 10000"),
+    ("{{ '{:>999999999}'.format('x') }}", "format width past 10000"),
+    ("{{ '{0:{1}}'.format('x', 10**9) }}", "format width past 10000"),
+    ("{{ '%999999999s' % 'x' }}", "format width past 10000"),
+    ("{{ '%*s' % (10**9, 'x') }}", "format width past 10000"),
+    ("{{ '%999999999s'|format('x') }}", "format width past 10000"),
+    ("{{ 'a\nb'|indent(10**9) }}", "width past 10000"),
+    ("{{ ('x' * 10000).replace('x', 'y' * 10000) }}", "replacing would make text past 100000"),
+    ("{{ ('x' * 10000)|replace('x', 'y' * 10000) }}", "replacing would make text past 100000"),
+    ("{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f('x', 40) }}",
+     "macro is not allowed in a message template"),
     ("{{ context.size / 1024 }}", "TypeError"),  # the samples lack `size`: a template must cope with that
 ])
-def test_a_bad_template_is_a_problem_naming_the_key(text, problem):
+def test_a_bad_or_costly_template_is_a_problem_naming_the_key(text, problem):
     with pytest.raises(TemplateProblem) as caught:
         words(body=text)
     assert caught.value.key == "body_template"
@@ -214,3 +232,46 @@ def test_the_readmes_multi_line_template_works_from_a_settings_file(tmp_path):
     (attachment,) = channel.payload(firing())["attachments"]
     assert attachment["title"].startswith("CRITICAL disk_full on ")
     assert attachment["text"] == "disk at 95% on /var\nrunbook: https://wiki.example/runbooks/disk_full"
+
+
+def test_a_long_rendering_stops_at_the_output_cap_instead_of_filling_memory():
+    from tray_alerts.template_sandbox import MAX_RENDERED
+
+    rendered = words(body="{% for i in range(10000) %}{{ 'x' * 10000 }}{% endfor %}")  # 100 MB if let run
+    text = rendered.body(firing(), "own")
+    assert len(text) == MAX_RENDERED and text.endswith("…")
+
+
+def test_ordinary_formatting_still_works():
+    rendered = words(body="{{ '%.1f'|format(95.25) }} {{ '%5s|'|format('ab') }} {{ '{:>6}'.format('ab') }} "
+                          "{{ context.mount|replace('/', ' ') }} {{ 'ab'|center(6) }}|")
+    assert rendered.body(firing(), "") == "95.2    ab|     ab  var   ab  |"
+
+
+# --- what a reviewer caught: no template, no change; one template, only its part changes --------------------------
+
+def test_without_templates_the_log_line_and_the_subject_are_as_before(tmp_path):
+    path = tmp_path / "alerts.log"
+    channel = build_channel("log", "log", {"file": str(path)})
+    alert = Alert("ev", Level.ERROR, "line1\nline2", {"k": "a\nb"})
+    channel.send(alert)
+    channel.close()
+    assert f"ev: {alert.format()}" in path.read_text()  # as the channel always wrote it, lines and all
+    mail = build_channel("m", "email", {"host": "h", "to": "b@example.org"})
+    assert mail.message(Alert("disk  full", Level.ERROR, "m"))["Subject"] == "[ERROR] disk  full: m"
+
+
+def test_the_webhook_adds_only_the_templated_key():
+    assert "body" not in payload(firing(), "laptop", words(title="{{ event }}"))
+    assert "title" not in payload(firing(), "laptop", words(body="{{ event }}"))
+
+
+def test_slack_with_only_a_title_template_keeps_its_own_text_and_note():
+    plain = SlackChannel("s", "https://hooks.slack.com/services/T/B/x")
+    titled = build_channel("s", "slack", {"webhook_url": "https://hooks.slack.com/services/T/B/x",
+                                          "title_template": "{{ event }} ended"})
+    (own,) = plain.payload(recovery())["attachments"]
+    (changed,) = titled.payload(recovery())["attachments"]
+    assert changed["text"] == own["text"] and "_recovered after 42 min" in own["text"]
+    assert changed["title"] == "disk_full ended"
+    assert "_" not in changed["fallback"].replace("disk_full", "")  # plain text, no mrkdwn

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
+from . import template_sandbox
 from .display import clock, duration
+from .template_sandbox import render
 from .model import Alert, Level
 
 if TYPE_CHECKING:
@@ -17,8 +19,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEMPLATE_KEYS = {"title_template": "title", "body_template": "body"}
-MAX_RENDERED = 10_000  # characters a rendered template may have; channels cut further to their own limits
-MAX_REPEAT = 10_000  # the longest string or list `*` may build, and the largest power `**` may compute
 # What a template may use; `title` and `body` are the channel's own text, so `{{ body }}` keeps today's message.
 FIELDS: dict[str, str] = {
     "event": "the event id",
@@ -116,12 +116,6 @@ class Wording:
 PLAIN = Wording()
 
 
-def render(template: Template, values: Mapping[str, Any]) -> str:
-    """The template rendered, cut to MAX_RENDERED characters."""
-    text = template.render(values)
-    return text if len(text) <= MAX_RENDERED else text[:MAX_RENDERED - 1] + "…"
-
-
 def wording(channel: str, options: Mapping[str, str], allowed: tuple[str, ...]) -> Wording:
     """The channel's Wording from its `title_template` / `body_template` settings (only those in `allowed`, as
     `title` / `body`); TemplateProblem names the key that cannot be used."""
@@ -146,11 +140,14 @@ def wording(channel: str, options: Mapping[str, str], allowed: tuple[str, ...]) 
 def compile_template(key: str, text: str) -> Template:
     """The template compiled in the sandbox, or TemplateProblem with the line and reason."""
     from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SecurityError
 
     try:
-        return _environment().from_string(text.strip())
+        return template_sandbox.environment().from_string(text.strip())
     except TemplateSyntaxError as error:
         raise TemplateProblem(key, f"line {error.lineno}: {error.message}") from None
+    except SecurityError as error:
+        raise TemplateProblem(key, describe(error)) from None
 
 
 def check(result: Wording, alert: Alert) -> None:
@@ -169,6 +166,8 @@ def describe(error: Exception) -> str:
     from jinja2 import UndefinedError
     from jinja2.sandbox import SecurityError
 
+    if isinstance(error, template_sandbox.TemplateTooCostly):
+        return f"not allowed in a template: {error}"
     if isinstance(error, UndefinedError):
         name = str(error).split("'")[1] if str(error).count("'") >= 2 else str(error)
         if "has no attribute" in str(error) or "has no element" in str(error):
@@ -177,46 +176,3 @@ def describe(error: Exception) -> str:
     if isinstance(error, SecurityError):
         return f"not allowed in a template: {error}"
     return f"{type(error).__name__}: {error}"
-
-
-_ENVIRONMENT: Any = None
-
-
-def _environment() -> Any:
-    """The one sandboxed environment (built on first use, so Jinja2 loads only when a template is set)."""
-    global _ENVIRONMENT
-    if _ENVIRONMENT is None:
-        _ENVIRONMENT = _bounded_sandbox()
-    return _ENVIRONMENT
-
-
-def _bounded_sandbox() -> Any:
-    """An immutable sandbox (no attribute tricks, no mutation), undefined names an error, and `*` / `**` bounded
-    so a template cannot build a gigabyte string."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-
-    class BoundedSandbox(ImmutableSandboxedEnvironment):
-        """ImmutableSandboxedEnvironment whose `*` and `**` refuse huge results."""
-
-        intercepted_binops = frozenset(["*", "**"])
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            """`*` and `**`, refused past MAX_REPEAT."""
-            if operator == "**" and _number(right) and _number(left) and abs(right) > 64 and abs(left) > 1:
-                raise SecurityError(f"power too large: {left} ** {right}")
-            if operator == "*":
-                for sequence, count in ((left, right), (right, left)):
-                    if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and \
-                            len(sequence) * count > MAX_REPEAT:
-                        raise SecurityError(f"repeating text or a list past {MAX_REPEAT} items")
-            return super().call_binop(context, operator, left, right)
-
-    return BoundedSandbox(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=False)
-
-
-def _number(value: Any) -> bool:
-    """Whether a value is an int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-

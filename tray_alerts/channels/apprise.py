@@ -89,7 +89,9 @@ class AppriseChannel:
         if service is None:
             raise DeliveryError(f"apprise {recipient}: that URL is no longer in this channel's urls; not sent",
                                 retryable=False)
-        heading, body = self.wording.apply(alert, title(alert), "\n".join([alert.message, *context_lines(alert)]))
+        note = alert.note()
+        own_body = "\n".join([alert.message, *([note] if note else []), *context_lines(alert)])
+        heading, body = self.wording.apply(alert, title(alert), own_body)
         notify_type = "success" if alert.resolved else _TYPES[alert.level]
         if self._detailed:
             result = service.notify(body=body, title=heading, notify_type=notify_type, log_level=logging.WARNING)

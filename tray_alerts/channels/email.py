@@ -85,7 +85,9 @@ class EmailChannel:
                  f"state: {'recovered' if alert.resolved else 'firing'}", f"time: {clock(alert.at)}",
                  f"host: {socket.gethostname()}", *context_lines(alert), "", "— tray-alerts"]
         subject_text, body = self.wording.apply(alert, subject(alert), "\n".join(lines))
-        message = self._new_message(" ".join(subject_text.split()), recipients or self.recipients)
+        if self.wording.title_template is not None:
+            subject_text = " ".join(subject_text.split())  # a template's subject: one line
+        message = self._new_message(subject_text, recipients or self.recipients)
         message_id, firing_id = self.thread_ids(alert)
         message["Message-ID"] = message_id
         if firing_id:

@@ -43,7 +43,9 @@ class LogChannel:
 
     def send(self, alert: Alert) -> None:
         """Write the alert's line."""
-        text = " ".join(self.wording.body(alert, alert.format()).splitlines())  # one alert, one line
+        text = alert.format()
+        if self.wording is not PLAIN:
+            text = " ".join(self.wording.body(alert, text).splitlines())  # a template's text: one alert, one line
         if self._file is not None:
             self._file.write(f"{alert.event}: {text}")
         else:

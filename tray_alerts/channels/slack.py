@@ -172,11 +172,14 @@ class SlackChannel:
         fallback = f"{alert.tag} {alert.event}: {alert.message}" + (f" ({note})" if note else "")
         italic_note = f"\n_{escape(note)}_" if note else ""
         text = fit(alert.message, MAX_ATTACHMENT_TEXT - units(italic_note)) + italic_note
-        heading, own_body = title(alert), alert.message + (f"\n_{note}_" if note else "")
-        templated = self.wording.apply(alert, heading, own_body)
-        if templated != (heading, own_body):  # the templates' text, escaped like any other (no mentions, no links)
-            heading, body = templated
-            fallback, text = f"{heading}: {body}", fit(body, MAX_ATTACHMENT_TEXT)
+        heading, own_body = title(alert), "\n".join([alert.message, *([note] if note else [])])
+        templated_title, templated_body = self.wording.apply(alert, heading, own_body)
+        # a template's text is escaped like any other (no mentions, no links); an unchanged part keeps its form
+        if templated_body != own_body:
+            text = fit(templated_body, MAX_ATTACHMENT_TEXT)
+        if (templated_title, templated_body) != (heading, own_body):
+            fallback = f"{templated_title}: {templated_body}"
+        heading = templated_title
         return fallback, {
             "fallback": fit(fallback, MAX_FALLBACK),
             "color": colour(alert),

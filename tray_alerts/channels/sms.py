@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from urllib.parse import quote
 from collections import deque
 from typing import Mapping
 
@@ -106,7 +107,8 @@ class SmsChannel:
             raise ValueError("give exactly one of sender and messaging_service_sid")
         self.name = name
         self._auth = (account_sid, auth_token)
-        self._url = f"{check_url('api_url', api_url).rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self._url = (f"{check_url('api_url', api_url).rstrip('/')}/2010-04-01/Accounts/{quote(account_sid, safe='')}"
+                     "/Messages.json")  # quoted: an id of another provider's shape cannot change the path
         self.sender = sender
         self.messaging_service_sid = messaging_service_sid
         self.recipients = recipients
@@ -123,11 +125,12 @@ class SmsChannel:
         if not cap_text.isdigit():
             raise SettingError("max_per_hour", f"not a whole number: {cap_text!r}")
         account_sid, auth_token = require(options, "account_sid"), require(options, "auth_token")
-        if not ACCOUNT_SID.fullmatch(account_sid):
-            raise SettingError("account_sid", "not an Account SID (AC and 32 hex digits)")
+        api_url = options.get("api_url", "").strip() or TWILIO_API
+        if api_url.rstrip("/") == TWILIO_API and not ACCOUNT_SID.fullmatch(account_sid):
+            raise SettingError("account_sid", "not an Account SID (AC and 32 hex digits)")  # Twilio's own shape
         sender, service = cls._sender(options)
-        return cls(name, account_sid, auth_token, sender, recipients, options.get("api_url", "").strip() or TWILIO_API,
-                   int(cap_text), messaging_service_sid=service)
+        return cls(name, account_sid, auth_token, sender, recipients, api_url, int(cap_text),
+                   messaging_service_sid=service)
 
     @staticmethod
     def _sender(options: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -72,8 +72,11 @@ def payload(alert: Alert, host: str, wording: Wording = PLAIN) -> dict:
     body = {**alert.to_dict(), "host": host, "fingerprint": alert.episode,
             "status": "resolved" if alert.resolved else "firing", "startsAt": started.isoformat(),
             **({"endsAt": alert.at.isoformat()} if alert.resolved else {})}
-    if wording is not PLAIN:
-        body["title"], body["body"] = wording.apply(alert, title(alert), alert.message)
+    heading, text = wording.apply(alert, title(alert), alert.message)
+    if wording.title_template is not None:
+        body["title"] = heading
+    if wording.body_template is not None:
+        body["body"] = text
     return body
 
 
