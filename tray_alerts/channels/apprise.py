@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from ..display import context_lines, title
 from ..model import Alert, Level
 from ..templates import PLAIN, Wording
-from .base import DeliveryError, NotConfigured, SettingError, require
+from .base import DeliveryError, NotConfigured, SettingError, require, send_to_each
 
 _TYPES = {Level.INFO: "info", Level.WARNING: "warning", Level.ERROR: "failure", Level.CRITICAL: "failure"}
 _NAME_SALT = b"tray-alerts/apprise-recipient"  # names are a slow salted hash: a guessed password is costly to check
@@ -73,15 +73,7 @@ class AppriseChannel:
 
     def send(self, alert: Alert) -> None:
         """Notify every URL (a test alert; the outbox sends per URL); retryable if any refusal may pass later."""
-        failures: list[DeliveryError] = []
-        for recipient in self._services:
-            try:
-                self.send_to(alert, recipient)
-            except DeliveryError as error:
-                failures.append(error)
-        if failures:
-            raise DeliveryError("; ".join(error.message for error in failures),
-                                retryable=any(error.retryable for error in failures))
+        send_to_each(lambda recipient: self.send_to(alert, recipient), self._services)
 
     def send_to(self, alert: Alert, recipient: str) -> None:
         """Notify one URL; a 4xx its service logged is permanent, anything else (5xx, timeout, refusal) retryable."""

@@ -1,7 +1,7 @@
 """How to tell them: the channel contract every adapter follows."""
 from __future__ import annotations
 
-from typing import Mapping, Protocol, runtime_checkable
+from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from ..model import Alert
 from ..values import parse_duration
@@ -44,6 +44,20 @@ class SettingError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+def send_to_each(send_to: Callable[[str], None], recipients: Iterable[str]) -> None:
+    """Send to every recipient (a test alert of a per-recipient channel); one DeliveryError naming every failure,
+    retryable if any of them is."""
+    failures: list[DeliveryError] = []
+    for recipient in recipients:
+        try:
+            send_to(recipient)
+        except DeliveryError as error:
+            failures.append(error)
+    if failures:
+        raise DeliveryError("; ".join(error.message for error in failures),
+                            retryable=any(error.retryable for error in failures))
 
 
 def require(options: Mapping[str, str], key: str) -> str:

@@ -18,7 +18,7 @@ from ..display import clock, context_lines, duration
 from ..model import Alert, truncate
 from ..templates import PLAIN, Wording
 from ..values import parse_bool
-from .base import DeliveryError, SettingError, require
+from .base import DeliveryError, SettingError, require, send_to_each
 
 # Every message is 7-bit clean: the subject is folded here into RFC 2047 encoded words that keep every space (the
 # standard library's folder drops the space between two encoded words), the body is quoted-printable when not ASCII.
@@ -131,15 +131,7 @@ class EmailChannel:
         if not self.separately:
             self._deliver(self.message(alert))
             return
-        failures: list[DeliveryError] = []
-        for address in self.recipients:
-            try:
-                self.send_to(alert, address)
-            except DeliveryError as error:
-                failures.append(error)
-        if failures:
-            raise DeliveryError("; ".join(error.message for error in failures),
-                                retryable=any(error.retryable for error in failures))
+        send_to_each(lambda address: self.send_to(alert, address), self.recipients)
 
     def send_to(self, alert: Alert, address: str) -> None:
         """The alert's email to one address, in a transaction of its own."""
