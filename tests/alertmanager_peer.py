@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from helpers_net import free_port  # noqa: F401 (the tests take it from here too)
+from peer_process import PeerProcess
 
 BINARY = "prometheus-alertmanager"
 INSTALL_HINT = "needs prometheus-alertmanager: apt-get install prometheus-alertmanager"
@@ -58,77 +58,45 @@ def skip_unless_alertmanager() -> str:
     return binary
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on (bound once to pick it, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _flag(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
-class AlertmanagerPeer:
+class AlertmanagerPeer(PeerProcess):
     """Context manager running one Alertmanager; `.url` is its base URL, `.alerts()` reads its alerts."""
+
+    name = "Alertmanager"
+    log_name = "alertmanager.log"
 
     def __init__(self, resolve_timeout: str = "5m", port: int | None = None, attempts: int = 3,
                  config: str | None = None):
+        super().__init__(port, attempts)
         self.resolve_timeout = resolve_timeout
         self.config = config  # full alertmanager.yml text; None: CONFIG with resolve_timeout
-        self.port = port
-        self.attempts = attempts if port is None else 1
-        self.process: subprocess.Popen | None = None
-        self._dir: tempfile.TemporaryDirectory | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_text(self) -> str:
-        """What the process wrote to stdout/stderr so far (for failure messages)."""
-        if self._dir is None:
-            return ""
-        path = Path(self._dir.name) / "alertmanager.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def __enter__(self) -> AlertmanagerPeer:
-        binary = skip_unless_alertmanager()
-        self._dir = tempfile.TemporaryDirectory(prefix="tray-alerts-am-")
-        root = Path(self._dir.name)
+        self.binary = skip_unless_alertmanager()
+        return super().__enter__()
+
+    def launch(self, root: Path, attempt: int) -> subprocess.Popen:
+        """Alertmanager on 127.0.0.1:port with its own storage, no cluster listener."""
         config = root / "am.yml"
         config.write_text(self.config if self.config is not None
                           else CONFIG.format(resolve_timeout=self.resolve_timeout))
-        fixed_port = self.port
-        problem = ""
-        try:
-            for attempt in range(self.attempts):
-                self.port = fixed_port or free_port()
-                storage = root / f"data-{attempt}"
-                storage.mkdir()
-                with open(root / "alertmanager.log", "ab") as log:
-                    self.process = subprocess.Popen(
-                        [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{self.port}",
-                         f"--storage.path={storage}", "--cluster.listen-address=", "--log.level=warn"],
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-                problem = self._wait_ready()
-                if not problem:
-                    return self
-                self._stop_process()  # e.g. the picked port was taken meanwhile: try another
-        except BaseException:
-            self._cleanup()
-            raise
-        log_text = self.log_text
-        self._cleanup()
-        raise RuntimeError(f"Alertmanager did not become ready: {problem}\n{log_text}")
+        storage = root / f"data-{attempt}"
+        storage.mkdir()
+        with open(root / self.log_name, "ab") as log:
+            return subprocess.Popen(
+                [self.binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{self.port}",
+                 f"--storage.path={storage}", "--cluster.listen-address=", "--log.level=warn"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root)
 
-    def _wait_ready(self) -> str:
+    def wait_ready(self) -> str:
         """'' once GET /-/ready answers 200; else why not (process exited, or timed out)."""
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return f"process exited with {self.process.returncode}"
+            if self.process is None or self.process.poll() is not None:
+                return f"process exited with {self.process and self.process.returncode}"
             try:
                 if requests.get(self.url + "/-/ready", timeout=1.0).status_code == 200:
                     return ""
@@ -152,28 +120,3 @@ class AlertmanagerPeer:
     def alerts_named(self, alertname: str, **filters) -> list[dict]:
         """The alerts whose alertname label is `alertname`."""
         return self.alerts(filter=[f'alertname="{alertname}"'], **filters)
-
-    def _stop_process(self) -> None:
-        """SIGTERM the process by PID, SIGKILL it if it lingers, and reap it."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=5.0)
-        except ProcessLookupError:
-            process.wait(timeout=5.0)
-
-    def _cleanup(self) -> None:
-        try:
-            self._stop_process()
-        finally:
-            if self._dir is not None:
-                self._dir.cleanup()
-                self._dir = None
-
-    def __exit__(self, *exc: object) -> None:
-        self._cleanup()

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
-from helpers_net import free_port
+from peer_process import PeerProcess
 from polling import wait_until
 
 PEERS = Path(__file__).resolve().parent.parent / ".ci" / "peers"
@@ -27,7 +25,6 @@ TWILIO_API_SPEC = PEERS / "node_modules" / "@twilio" / "cli-core" / "src" / "ser
     "twilio_api_v2010.json"
 INSTALL_HINT = "run: npm ci --prefix .ci/peers --ignore-scripts"
 READY_TIMEOUT = 30.0  # Prism parses the whole spec (1.9 MB) before it listens: about 3 s here
-STOP_TIMEOUT = 5.0
 
 
 def prism_missing(spec: Path) -> str:
@@ -40,61 +37,26 @@ def prism_missing(spec: Path) -> str:
     return ""
 
 
-class PrismPeer:
+class PrismPeer(PeerProcess):
     """Context manager running one `prism mock --errors SPEC`; `.url` is its base URL."""
 
+    name = "Prism"
+    log_name = "prism.log"
+
     def __init__(self, spec: Path, attempts: int = 3):
+        super().__init__(attempts=attempts)
         self.spec = spec
-        self.attempts = attempts
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
 
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_text(self) -> str:
-        """The end of what Prism wrote so far (for failure messages)."""
-        path = self._log_path()
-        return path.read_text(errors="replace")[-3000:] if path is not None and path.exists() else ""
-
-    def __enter__(self) -> PrismPeer:
-        self._dir = tempfile.TemporaryDirectory(prefix="tray-alerts-prism-")
-        problem = ""
-        try:
-            for _ in range(self.attempts):
-                self._start(free_port())
-                problem = self._wait_listening()
-                if not problem:
-                    return self
-                self._stop_process()  # e.g. the picked port was taken meanwhile: try another
-        except BaseException:
-            self._cleanup()
-            raise
-        log_text = self.log_text
-        self._cleanup()
-        raise RuntimeError(f"Prism did not start: {problem}\n{log_text}")
-
-    def __exit__(self, *exc: object) -> None:
-        self._cleanup()
-
-    def _log_path(self) -> Path | None:
-        return None if self._dir is None else Path(self._dir.name) / "prism.log"
-
-    def _start(self, port: int) -> None:
+    def launch(self, root: Path, attempt: int) -> subprocess.Popen:
         """Launch Prism on 127.0.0.1:port, its output to the log file."""
-        self.port = port
         env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}  # a plain log
-        command = [str(PRISM), "mock", str(self.spec), "--host", "127.0.0.1", "--port", str(port), "--errors",
+        command = [str(PRISM), "mock", str(self.spec), "--host", "127.0.0.1", "--port", str(self.port), "--errors",
                    "--cors=false"]
-        with open(self._log_path() or os.devnull, "ab") as log:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=PEERS, env=env)
+        with open(self.log_path or os.devnull, "ab") as log:
+            return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=PEERS, env=env)
 
-    def _wait_listening(self) -> str:
+    def wait_ready(self) -> str:
         """'' once the port accepts connections; else why not (Prism exited, or it timed out)."""
         process = self.process
         assert process is not None
@@ -111,25 +73,3 @@ class PrismPeer:
                 return True
         except OSError:
             return False
-
-    def _stop_process(self) -> None:
-        """SIGTERM Prism by PID, SIGKILL it if it lingers, and reap it."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT)
-        except ProcessLookupError:
-            process.wait(timeout=STOP_TIMEOUT)
-
-    def _cleanup(self) -> None:
-        try:
-            self._stop_process()
-        finally:
-            if self._dir is not None:
-                self._dir.cleanup()
-                self._dir = None
