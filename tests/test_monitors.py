@@ -746,7 +746,7 @@ def test_heartbeat_recent_and_old_pings():
 
 def test_every_registered_type_builds():
     assert set(MONITOR_TYPES) == {"disk", "http", "file_age", "tcp", "process", "command", "memory", "load",
-                                  "heartbeat"}
+                                  "heartbeat", "nagios", "tls_cert", "dns", "log_pattern", "systemd"}
     minimal = {
         "disk": {"path": "/", "warning": "90"},
         "http": {"url": "http://127.0.0.1/"},
@@ -757,6 +757,11 @@ def test_every_registered_type_builds():
         "memory": {"warning": "90"},
         "load": {"warning": "4"},
         "heartbeat": {"max_age": "26h"},
+        "nagios": {"command": "check_load -w 5,4,3 -c 10,8,6"},
+        "tls_cert": {"host": "example.org"},
+        "dns": {"name": "localhost"},
+        "log_pattern": {"path": "/var/log/syslog", "pattern": "error"},
+        "systemd": {"unit": "nginx.service"},
     }
     for type_name, raw in minimal.items():
         spec = build_monitor("n", type_name, {"type": type_name, "enabled": "yes", **raw})

@@ -104,6 +104,27 @@ def test_statuses_report_the_last_reading(engine):
     assert status.reading == BAD and status.message == "scripted svc is bad" and status.bad_streak == 1
 
 
+def test_a_standalone_summary_is_the_whole_message_and_the_recovery_carries_its_own(engine, channel):
+    """A plugin's own text (nagios) is not prefixed with the label; a runner-made failure still is."""
+    monitor = ScriptedMonitor("plugin", [Reading(Level.WARNING, "UNKNOWN: sensor offline", standalone=True),
+                                         RuntimeError("boom"),
+                                         Reading(None, "OK: sensor back", context={"load1": "0.5"}, standalone=True)])
+    runner, _ = run(engine, monitor, 3)
+    assert channel.kinds() == ["fired:warning", "fired:error", "resolved:error"]
+    assert [alert.message for alert in channel.sent] == ["UNKNOWN: sensor offline",
+                                                         "scripted plugin check failed: RuntimeError: boom",
+                                                         "OK: sensor back"]
+    assert channel.sent[2].context == {"load1": "0.5"}
+    assert runner.statuses()[0].message == "OK: sensor back"
+
+
+def test_context_keys_named_like_raise_alerts_parameters_still_raise(engine, channel):
+    context = {"level": "low", "message": "m", "event": "e", "self": "s", "mount": "/"}
+    run(engine, ScriptedMonitor("odd", [Reading(Level.ERROR, "is bad", context=context)]), 1)
+    assert channel.kinds() == ["fired:error"]
+    assert channel.sent[0].context == {"level_": "low", "message_": "m", "event_": "e", "self_": "s", "mount": "/"}
+
+
 def test_seed_scenario_api_500_then_200_then_500_with_the_real_runner_thread(httpserver_ipv4, tmp_path):
     """API 500 -> alert once; still 500 -> silent; 200 -> one recovery; 500 again -> a fresh alert."""
     state = {"status": 500}

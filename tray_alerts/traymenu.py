@@ -220,8 +220,8 @@ def monitors_submenu(state: TrayState, actions: Actions) -> tuple[Item, ...]:
     for status in state.monitors:
         level = "not checked yet" if status.reading is None else (
             "ok" if status.reading.level is None else status.reading.level.value)
-        summary = status.reading.summary if status.reading else ""
-        lines.append(Item(f"{status.name} — {level}: {status.label} {summary}".rstrip(), enabled=False,
+        said = status.reading.message(status.label) if status.reading else status.label
+        lines.append(Item(f"{status.name} — {level}: {said}".rstrip(), enabled=False,
                           key=f"monitors/{status.name}"))
     return (*lines, separator("monitors/sep"), Item("Check now", actions.check_now, key="monitors/check"))
 

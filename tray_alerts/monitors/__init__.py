@@ -18,6 +18,11 @@ MONITOR_TYPES: dict[str, str] = {
     "memory": "tray_alerts.monitors.system:MemoryMonitor",
     "load": "tray_alerts.monitors.system:LoadMonitor",
     "heartbeat": "tray_alerts.monitors.heartbeat:HeartbeatMonitor",
+    "nagios": "tray_alerts.monitors.nagios:NagiosMonitor",
+    "tls_cert": "tray_alerts.monitors.tls_cert:TlsCertMonitor",
+    "dns": "tray_alerts.monitors.dns:DnsMonitor",
+    "log_pattern": "tray_alerts.monitors.log_pattern:LogPatternMonitor",
+    "systemd": "tray_alerts.monitors.systemd:SystemdMonitor",
 }
 
 __all__ = ["MONITOR_TYPES", "Monitor", "MonitorSpec", "Reading", "build_monitor"]

@@ -15,16 +15,22 @@ COMMON_OPTIONS = {"type", "interval", "timeout", "failures_before_alert", "succe
 
 @dataclass(frozen=True)
 class Reading:
-    """One observation: what was seen (`at 93% (warning at 80%)`), the level it deserves (None: fine)."""
+    """One observation: what was seen (`at 93% (warning at 80%)`), the level it deserves (None: fine);
+    `standalone`: the summary is the whole message (a plugin's own text), not prefixed with the label."""
 
     level: Level | None
     summary: str
     value: float | None = None
     context: dict = field(default_factory=dict)
+    standalone: bool = False
 
     @property
     def ok(self) -> bool:
         return self.level is None
+
+    def message(self, label: str) -> str:
+        """The alert's text: `disk / at 93% (warning at 80%)`, or the summary alone when standalone."""
+        return self.summary if self.standalone else f"{label} {self.summary}"
 
 
 class Monitor(Protocol):

@@ -5,6 +5,8 @@ import os
 import shlex
 import signal
 import subprocess
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from ..channels.base import SettingError
 from ..display import duration
@@ -44,25 +46,45 @@ class CommandMonitor:
     def check(self) -> Reading:
         args = self.command if self.shell else shlex.split(self.command)
         try:
-            process = subprocess.Popen(args, shell=self.shell, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, text=True, errors="replace",
-                                       start_new_session=True)
+            done = run(args, self.timeout, shell=self.shell)
         except OSError as error:
             return Reading(Level.ERROR, f"cannot start: {error.strerror or error}", None, {"command": self.command})
-        try:
-            output, _ = process.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            output, _ = process.communicate()
+        if done.code is None:
             return Reading(Level.ERROR, f"did not finish within {duration(self.timeout)}", None,
-                           {"command": self.command, "output": _cut(output)})
-        code = process.returncode
+                           {"command": self.command, "output": _cut(done.output)})
+        code, output = done.code, done.output
         context = {"command": self.command, "exit": code, "output": _cut(output)}
         if code == 0:
             return Reading(None, "exited 0", 0, context)
         level = self.exit_levels.get(code, Level.ERROR)
         first_line = _cut(output).splitlines()[0] if output.strip() else ""
         return Reading(level, f"exited {code}" + (f": {first_line}" if first_line else ""), code, context)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a command ended: its exit code (None: killed at the timeout), its output, its stderr (when apart)."""
+
+    code: int | None
+    output: str
+    errors: str = ""
+
+
+def run(args: Sequence[str] | str, timeout: float, shell: bool = False, merge_stderr: bool = True,
+        env: Mapping[str, str] | None = None) -> Finished:
+    """Run with stdin closed in a process group of its own, killed with its children at the timeout; OSError
+    when it cannot start."""
+    process = subprocess.Popen(args, shell=shell, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True,
+                               env=env)
+    try:
+        output, errors = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        output, errors = process.communicate()
+        return Finished(None, output or "", errors or "")
+    return Finished(process.returncode, output or "", errors or "")
 
 
 def parse_exit_levels(text: str) -> dict[int, Level]:

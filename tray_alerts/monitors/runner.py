@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
 from ..display import duration
-from ..model import Level
+from ..model import Level, context_arguments
 from . import MonitorSpec
 from .base import Reading
 
@@ -39,7 +39,7 @@ class MonitorStatus:
 
     @property
     def message(self) -> str:
-        return f"{self.label} {self.reading.summary}" if self.reading else f"{self.label}: not checked yet"
+        return self.reading.message(self.label) if self.reading else f"{self.label}: not checked yet"
 
 
 class MonitorRunner:
@@ -101,10 +101,11 @@ class MonitorRunner:
             good = before.good_streak + 1 if reading.ok else 0
             self._status[name] = replace(before, reading=reading, checked_at=time.time(), bad_streak=bad,
                                          good_streak=good)
-        message = f"{spec.monitor.label} {reading.summary}"
+        message = reading.message(spec.monitor.label)
         try:
             if reading.level is not None and bad >= spec.failures_before_alert:
-                self.sink.raise_alert(name, reading.level, message, **reading.context)
+                # context keys may be anything (a plugin's perfdata labels): never raise_alert's own names
+                self.sink.raise_alert(name, reading.level, message, **context_arguments(reading.context))
             elif reading.ok and good >= spec.successes_before_clear:
                 self.sink.clear_alert(name, message, context=reading.context)
         except Exception:
