@@ -184,3 +184,188 @@ def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
             app.wait(timeout=10)
         app.stdout.close()
         app.stderr.close()
+
+
+def test_version():
+    from tray_alerts import __version__
+
+    result = subprocess.run([sys.executable, "-m", "tray_alerts", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"tray-alerts {__version__}"
+
+
+def test_raise_says_the_message_is_missing_and_context_is_optional(settings_file):
+    result = cli(settings_file, "raise", "x", "warning")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "tray-alerts raise: error: the following arguments are required: MESSAGE"
+    assert "EVENT LEVEL MESSAGE [key=value ...]" in result.stderr
+
+
+@pytest.mark.parametrize("message", ["", "   ", "\t"])
+def test_an_empty_message_is_refused(settings_file, message):
+    result = cli(settings_file, "raise", "x", "warning", message)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == "tray-alerts: MESSAGE must not be empty: say what happened"
+
+
+@pytest.mark.parametrize("args, what", [(("ack", "nosuch"), "acknowledged"), (("mute", "nosuch", "2h"), "muted"),
+                                        (("unmute", "nosuch"), "unmuted")])
+def test_an_event_that_is_not_active_is_named_here_too(settings_file, args, what):
+    result = cli(settings_file, *args)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.startswith(f"tray-alerts: nosuch: not active — nothing {what}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_mute_and_ack_of_an_active_event_here(settings_file):
+    assert cli(settings_file, "raise", "disk_full", "warning", "disk at 93%").returncode == 0
+    muted = cli(settings_file, "mute", "disk_full", "2h")
+    assert muted.returncode == 0 and "disk_full: muted until" in muted.stdout and "[here" in muted.stdout
+    acked = cli(settings_file, "ack", "disk_full")
+    assert acked.returncode == 0 and "disk_full: acknowledged at" in acked.stdout
+    assert cli(settings_file, "unmute", "disk_full").returncode == 0
+    assert cli(settings_file, "mute", "disk_full", "soon").stderr.strip() == \
+        "tray-alerts: DURATION: not a duration: 'soon' (use e.g. 30s, 5m, 2h)"
+
+
+def _settings_with_state(tmp_path, state_dir, name="bad.ini"):
+    path = tmp_path / name
+    path.write_text(f"[alerts]\nstate_dir = {state_dir}\nlog_file = {tmp_path / 'log' / 'app.log'}\n"
+                    f"api_port = {_free_port()}\n[channel.desktop]\nenabled = no\n[monitor.disk_root]\nenabled = no\n")
+    return path
+
+
+@pytest.mark.parametrize("layout, problem", [("file", "a file, not a folder"),
+                                             ("under_a_file", "cannot be created: {file} is not a folder")])
+@pytest.mark.parametrize("command", [("status",), ("run", "--headless"), ("history",), ("check",),
+                                     ("raise", "x", "info", "m"), ("check-config",)])
+def test_an_unusable_state_folder_is_one_line_exit_2(tmp_path, layout, problem, command):
+    file = tmp_path / "not-a-folder"
+    file.write_text("")
+    state_dir = file if layout == "file" else file / "state"
+    settings = _settings_with_state(tmp_path, state_dir)
+    if command == ("check",):
+        with settings.open("a") as out:
+            out.write("[monitor.beat]\ntype = heartbeat\nmax_age = 1h\n")
+    result = cli(settings, *command)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result
+    assert result.stderr.splitlines() == [f"tray-alerts: state folder {state_dir}: {problem.format(file=file)}"
+                                          " (set [alerts] state_dir)"]
+
+
+def test_folder_problems_are_named(tmp_path, monkeypatch):
+    from tray_alerts.paths import folder_problem
+
+    assert folder_problem(tmp_path) is None and folder_problem(tmp_path / "new" / "deeper") is None
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a read-only folder looks to a non-root user
+    assert folder_problem(tmp_path) == "not writable"
+    assert folder_problem(tmp_path / "new") == f"cannot be created: {tmp_path} is not writable"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folder modes are POSIX")
+def test_folders_are_created_private_whatever_the_umask(tmp_path):
+    settings = tmp_path / "settings.ini"
+    state, log = tmp_path / "a" / "b" / "state", tmp_path / "c" / "d" / "app.log"
+    settings.write_text(f"[alerts]\nstate_dir = {state}\nlog_file = {log}\n[channel.log]\nfile = "
+                        f"{tmp_path / 'alerts.log'}\n[channel.desktop]\nenabled = no\n")
+    env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
+    result = subprocess.run([sys.executable, "-m", "tray_alerts", "raise", "x", "warning", "m"], capture_output=True,
+                            text=True, env=env, timeout=60, preexec_fn=lambda: os.umask(0))
+    assert result.returncode == 0, result.stderr
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", state, tmp_path / "c", log.parent):
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o700), folder
+
+
+def test_run_names_a_port_another_program_holds_exit_1(tmp_path):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = tmp_path / "settings.ini"
+        settings.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                            f"api_port = {port}\n[channel.desktop]\nenabled = no\n")
+        result = cli(settings, "run", "--headless")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"tray-alerts: port {port} on 127.0.0.1 is in use by another program (set [alerts] api_port)")
+
+
+def test_run_while_the_app_holds_the_state_folder_says_already_running_exit_2(settings_file, tmp_path):
+    from tray_alerts.instance import InstanceLock
+
+    lock = InstanceLock(tmp_path / "state")
+    lock.acquire()
+    try:
+        result = cli(settings_file, "run", "--headless")
+    finally:
+        lock.release()
+    assert result.returncode == 2 and result.stderr.strip() == f"tray-alerts: already running on {tmp_path / 'state'}"
+
+
+def test_status_shows_the_worst_50_and_counts_the_rest(settings_file, tmp_path):
+    from tray_alerts import Engine
+
+    with Engine({}, {}, tmp_path / "state" / "state.db", retry_in_background=False) as engine:
+        for number in range(60):
+            engine.raise_alert(f"e{number:02d}", "critical" if number >= 55 else "info", f"m{number}")
+    shown = cli(settings_file, "status").stdout.splitlines()
+    assert shown[0] == "60 active alerts" and shown[52] == "… and 10 more (tray-alerts status --all)"
+    assert [line.split()[0] for line in shown[2:7]] == ["e55", "e56", "e57", "e58", "e59"]  # worst, then oldest
+    assert [line.split()[0] for line in shown[7:52]] == [f"e{number:02d}" for number in range(45)]
+    every = cli(settings_file, "status", "--all").stdout.splitlines()
+    assert every[0] == "60 active alerts" and every[62] == "" and "more" not in "".join(every)
+
+
+def test_worst_first_is_level_then_oldest_then_name():
+    from types import SimpleNamespace
+
+    from tray_alerts.commands import worst_first
+    from tray_alerts.model import Level
+
+    records = [SimpleNamespace(event=name, level=Level.parse(level), since=since)
+               for name, level, since in [("a", "info", 1), ("b", "error", 5), ("c", "error", 2), ("d", "error", 2)]]
+    chosen, total = worst_first(records, 3)
+    assert [r.event for r in chosen] == ["c", "d", "b"] and total == 4
+    assert [r.event for r in worst_first(records, None)[0]] == ["c", "d", "b", "a"]
+
+
+def test_check_config_and_status_say_the_same_of_each_channel(tmp_path):
+    from helpers_net import dead_url
+
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                        f"[routing]\nwarning = log, hook\n[channel.log]\nfile = {tmp_path / 'alerts.log'}\n"
+                        f"[channel.hook]\ntype = webhook\nurl = {dead_url()}\n[channel.desktop]\nenabled = no\n")
+    assert cli(settings, "raise", "x", "warning", "m").returncode == 0
+
+    def states(command: str) -> dict[str, str]:
+        lines = cli(settings, command).stdout.split("\n\n")[-2 if command == "check-config" else -1].splitlines()
+        return {line.split()[0]: line.split(None, 2)[2] for line in lines[2 if command == "check-config" else 1:]}
+
+    in_status, in_check = states("status"), states("check-config")
+    assert in_status == in_check and in_status["hook"].startswith("failing: ")
+    assert in_status["log"].startswith("ok (last delivery ") and in_status["slack"].startswith("not configured")
+
+
+def test_an_unavailable_channel_is_logged_once(tmp_path):
+    import signal
+
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                        f"api_port = {_free_port()}\n[channel.log]\nfile = {tmp_path / 'alerts.log'}\n"
+                        "[channel.desktop]\nenabled = no\n[monitor.disk_root]\nenabled = no\n")
+    env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
+    app = subprocess.Popen([sys.executable, "-m", "tray_alerts", "run", "--headless"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert "running headless" in _first_line(app, timeout=20)
+        assert cli(settings, "raise", "x", "warning", "m").returncode == 0
+        assert cli(settings, "raise", "y", "critical", "m").returncode == 0
+    finally:
+        app.send_signal(signal.SIGTERM)
+        app.wait(timeout=15)
+        app.stdout.close()
+    lines = (tmp_path / "app.log").read_text().splitlines()
+    for channel in ("slack", "email", "sms", "desktop"):
+        assert len([line for line in lines if f"channel {channel} " in line]) == 1, (channel, lines)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tray_alerts.config import ConfigError, load_settings
@@ -118,3 +120,72 @@ def test_webhook_url_and_header_values_are_masked_as_secrets(tmp_path):
     build_channels(load_settings(path, {}))
     assert redact("POST https://ntfy.example/alerts-Zq81kPwx failed") == "POST *** failed"
     assert "tok-93jfk2lq" not in redact("sent Authorization: Bearer tok-93jfk2lq")
+
+
+def test_default_port_is_outside_the_ephemeral_range(monkeypatch, tmp_path):
+    """Linux hands out 32768-60999 to outgoing connections: one of them could hold the API's port at start."""
+    from tray_alerts.config import DEFAULT_API_PORT
+
+    monkeypatch.delenv("TRAY_ALERTS_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert load_settings(None, {}).api_port == DEFAULT_API_PORT == 9977
+    services = Path("/etc/services")
+    if services.is_file():
+        assert not any(line.split()[1:2] == [f"{DEFAULT_API_PORT}/tcp"] for line in services.read_text().splitlines()
+                       if line.strip() and not line.startswith("#"))
+
+
+def test_retention_keys_and_their_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv("TRAY_ALERTS_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    defaults = load_settings(None, {})
+    assert defaults.history_max_age == 30 * 86400 and defaults.history_max_rows == 100_000
+    custom = load_settings(write(tmp_path, "[alerts]\nhistory_max_age = 7d\nhistory_max_rows = 5000\n"), {})
+    assert custom.history_max_age == 7 * 86400 and custom.history_max_rows == 5000
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("history_max_age = soon", "[alerts] history_max_age: not a duration: 'soon'"),
+    ("history_max_age = 0", "[alerts] history_max_age: must be more than zero"),
+    ("history_max_age = 400d", "[alerts] history_max_age: longer than a year"),
+    ("history_max_rows = many", "[alerts] history_max_rows: not a whole number: 'many'"),
+    ("history_max_rows = -5", "[alerts] history_max_rows: not a whole number: '-5'"),
+    ("history_max_rows = 0", "[alerts] history_max_rows: must be at least 1: '0'"),
+    ("api_port = 70000", "[alerts] api_port: not a port number (1-65535): '70000'"),
+])
+def test_alerts_values_give_one_line(tmp_path, text, expected):
+    path = write(tmp_path, f"[alerts]\n{text}\n")
+    message = error_of(path)
+    assert message == f"{path} {expected}" or (message.startswith(f"{path} {expected}") and "\n" not in message)
+
+
+def test_the_quick_reader_agrees_with_the_full_one(tmp_path):
+    """`tray-alerts raise` reads only [alerts] (settings_file.load_alerts): the same values as load_settings."""
+    from tray_alerts.settings_file import load_alerts
+
+    path = write(tmp_path, "[alerts]\nstate_dir = ~/x\napi_port = 9123\ndelivery_timeout = 1m\nhistory_max_rows = 7\n")
+    quick, full = load_alerts(path, {}), load_settings(path, {})
+    for key in ("state_dir", "log_file", "log_level", "delivery_timeout", "api_port", "history_max_age",
+                "history_max_rows", "files"):
+        assert getattr(quick, key) == getattr(full, key), key
+    assert (quick.retry_backoff, quick.retry_backoff_max, quick.delivery_expiry) == (
+        full.retry.first, full.retry.longest, full.retry.expiry)
+
+
+def test_engine_gets_the_retention_settings_once_it_takes_them(monkeypatch, tmp_path):
+    from tray_alerts import wiring
+
+    settings = load_settings(write(tmp_path, "[alerts]\nhistory_max_age = 2d\nhistory_max_rows = 10\n"), {})
+
+    class Takes:
+        def __init__(self, *args, history_max_age: float = 0.0, history_max_rows: int = 0, **kwargs):
+            pass
+
+    class Older:
+        def __init__(self, *args, delivery_timeout: float = 10.0, **kwargs):
+            pass
+
+    monkeypatch.setattr(wiring, "Engine", Takes)
+    assert wiring._retention(settings) == {"history_max_age": 172800.0, "history_max_rows": 10}
+    monkeypatch.setattr(wiring, "Engine", Older)
+    assert wiring._retention(settings) == {}

@@ -250,4 +250,4 @@ def test_a_taken_api_port_is_one_line_and_exit_1_not_a_traceback(desktop, tmp_pa
         finally:
             running.stop()
     assert code == 1, running.describe()
-    assert "another program holds the port" in running.stderr() and "Traceback" not in running.stderr()
+    assert "is in use by another program" in running.stderr() and "Traceback" not in running.stderr()

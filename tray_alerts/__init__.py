@@ -3,26 +3,45 @@ from __future__ import annotations
 
 import atexit
 import threading
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .channels.base import DeliveryError
-from .engine import Engine
-from .model import Alert, Level
-from .results import ChannelOutcome, Result
-from .routing import Routing
-
 if TYPE_CHECKING:
+    from .channels.base import DeliveryError
     from .config import Settings
+    from .engine import Engine
+    from .model import Alert, Level
+    from .results import ChannelOutcome, Result
+    from .routing import Routing
+
+    RaiseResult = Result
 
 __version__ = "0.1.0"
 __all__ = ["Alert", "ChannelOutcome", "DeliveryError", "Engine", "Level", "RaiseResult", "Result", "Routing",
            "acknowledge", "clear_alert", "default_engine", "raise_alert"]
 
-RaiseResult = Result  # the name the design notes use
+# Imported on first use (PEP 562), so that `tray-alerts raise` with the app running loads none of the engine.
+_LAZY = {"Alert": ".model", "ChannelOutcome": ".results", "DeliveryError": ".channels.base", "Engine": ".engine",
+         "Level": ".model", "RaiseResult": ".results:Result", "Result": ".results", "Routing": ".routing"}
 
 _default: Engine | None = None
 _settings: Settings | None = None
 _default_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    """`tray_alerts.Engine` and the other public names, imported when first asked for."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'tray_alerts' has no attribute {name!r}")
+    module, _, attribute = where.partition(":")
+    value = getattr(import_module(module, __name__), attribute or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def _user_settings() -> Settings:
@@ -53,6 +72,7 @@ def raise_alert(event: str, level: Level | str, message: str, **context: Any) ->
     """Raise an alert: through the running app when it is up (the tray shows it at once), else through the
     default Engine on the same state file (see Engine.raise_alert)."""
     from .client import through_app_or_here
+    from .model import Level
 
     settings, name = _user_settings(), Level.parse(level).value
     result, _ = through_app_or_here(

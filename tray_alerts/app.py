@@ -53,8 +53,8 @@ class App:
         except OSError as error:
             self.engine.close()
             self.lock.release()
-            raise PortTaken(f"cannot listen on 127.0.0.1:{settings.api_port} ({error.strerror}): another program"
-                            " holds the port ([alerts] api_port sets another)") from None
+            raise PortTaken(f"port {settings.api_port} on 127.0.0.1 is in use by another program (set [alerts] "
+                            f"api_port): {error.strerror}") from None
 
     def pop_up_action(self, event: str, action: str) -> None:
         """A pop-up's button: `ack` acknowledges, `mute` mutes for an hour, `default` (Open) opens the alert's
@@ -86,8 +86,7 @@ class App:
         ready = ", ".join(self.channels.ready) or "none"
         log.info("tray-alerts started: channels %s; monitors %s; state %s", ready,
                  ", ".join(self.settings.monitors) or "none", self.settings.state_path)
-        for name, reason in self.channels.unavailable.items():
-            log.info("channel %s %s", name, reason)
+        # a channel that is not set up is logged once, by the engine, when an alert is first routed to it
 
     def stop(self, keep_lock: bool = False) -> None:
         """Stop monitors, the API and the engine; queued deliveries stay in the outbox for the next start."""

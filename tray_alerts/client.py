@@ -2,17 +2,22 @@
 runs is decided by its lock on the state folder, never by a connection that failed."""
 from __future__ import annotations
 
-import http.client
 import json
+import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import quote
 
 from .instance import AppRunning, app_running, direct_use
 from .paths import TOKEN_FILE
-from .results import Result
+
+if TYPE_CHECKING:
+    from .results import Result
+
+T = TypeVar("T")
 CONNECT_PATIENCE = 5.0  # the app holds its lock a moment before its port listens: keep trying this long
+MAX_ANSWER = 64 * 1024 * 1024  # bytes of an answer read at most (GET /v1/alerts of very many alerts is large)
 
 
 class AppNotRunning(Exception):
@@ -21,6 +26,10 @@ class AppNotRunning(Exception):
 
 class ApiFailed(Exception):
     """The app is running but did not answer, or answered with an error."""
+
+
+class NotFound(ApiFailed):
+    """The app answered 404: no such heartbeat (or endpoint)."""
 
 
 class ApiClient:
@@ -50,32 +59,35 @@ class ApiClient:
     def call(self, method: str, path: str, body: dict | None = None) -> Any:
         """One request; ValueError for a 400 (bad input, its message names the field), ApiFailed otherwise."""
         data = json.dumps(body).encode() if body is not None else b""
-        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+        head = (f"{method} /v1{path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Authorization: Bearer {self._token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode("latin-1")
         deadline = time.monotonic() + CONNECT_PATIENCE
         while True:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
-                connection.request(method, "/v1" + path, body=data, headers=headers)
-                response = connection.getresponse()
-                status, raw = response.status, response.read()
+                status, raw = _exchange(self.port, head + data, self.timeout)
                 break
             except ConnectionRefusedError:
                 if time.monotonic() >= deadline:
                     raise ApiFailed(f"tray-alerts is running but nothing answers on 127.0.0.1:{self.port}") from None
                 time.sleep(0.1)
-            except (OSError, http.client.HTTPException) as error:
+            except (OSError, ValueError) as error:
                 raise ApiFailed(f"the running tray-alerts did not answer: {error or type(error).__name__}") from None
-            finally:
-                connection.close()
         try:
             payload = json.loads(raw)
         except ValueError:
             raise ApiFailed(f"the app answered HTTP {status}") from None
         if status == 400:
             raise ValueError(payload.get("error", "bad request"))
+        if status == 404:
+            raise NotFound(payload.get("error", "not found"))
         if status != 200:
             raise ApiFailed(f"the app answered HTTP {status}: {payload.get('error', '')}")
         return payload
+
+    def active(self) -> list[dict]:
+        """The active alerts, worst first."""
+        return self.call("GET", "/alerts")
 
     def raise_alert(self, event: str, level: str, message: str, context: dict, wait: float = 0.0) -> dict:
         body = {"event": event, "level": level, "message": message, "context": context}
@@ -95,10 +107,43 @@ class ApiClient:
         return self.call("POST", f"/ping/{quote(name, safe='')}")
 
 
-def through_app_or_here(settings: Any, via_app: Callable[[ApiClient], dict],
-                        here: Callable[[], Result]) -> tuple[Result, bool]:
-    """A raise or clear through the running app when it holds the state folder, else `here` on the state file
-    itself (an app that starts meanwhile waits for it); the result and whether it went through the app."""
+def _exchange(port: int, request: bytes, timeout: float) -> tuple[int, bytes]:
+    """One HTTP/1.1 request to 127.0.0.1:port and its status and body (the socket module only: http.client would
+    bring in email and ssl, a fifth of a quick command's time). ValueError for an answer that is not HTTP."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(("127.0.0.1", port))  # an address, not a name: no resolver (nor its idna codec) involved
+        sock.sendall(request)
+        received = bytearray()
+        while b"\r\n\r\n" not in received:
+            if not _receive(sock, received):
+                raise ValueError("the connection closed before an answer")
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise ValueError(f"not an HTTP answer: {lines[0][:60]!r}")
+        fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        length = fields.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_ANSWER:
+            raise ValueError(f"an answer without a usable Content-Length ({length or 'none'})")
+        answer = bytearray(body)
+        while len(answer) < int(length):
+            if not _receive(sock, answer):
+                raise ValueError("the connection closed in the middle of the answer")
+        return int(parts[1]), bytes(answer[:int(length)])
+
+
+def _receive(sock: socket.socket, into: bytearray) -> bool:
+    """Append what the socket has (waiting up to its timeout); False at the end of the stream."""
+    chunk = sock.recv(65536)
+    into += chunk
+    return bool(chunk)
+
+
+def app_or_here(settings: Any, via_app: Callable[[ApiClient], T], here: Callable[[], T]) -> tuple[T, bool]:
+    """`via_app` through the running app when it holds the state folder, else `here` on the state itself (an app
+    that starts meanwhile waits for it); its answer and whether it went through the app."""
     for _ in range(2):
         try:
             client = ApiClient.for_settings(settings)
@@ -108,5 +153,14 @@ def through_app_or_here(settings: Any, via_app: Callable[[ApiClient], dict],
                     return here(), False
             except AppRunning:  # it started meanwhile: go through it
                 continue
-        return Result.from_json(via_app(client)), True
+        return via_app(client), True
     raise ApiFailed("tray-alerts started and stopped while this ran; try again")
+
+
+def through_app_or_here(settings: Any, via_app: Callable[[ApiClient], dict],
+                        here: Callable[[], Result]) -> tuple[Result, bool]:
+    """A raise or clear through the running app (its answer as a Result), else `here` on the state file itself."""
+    from .results import Result
+
+    answer, via = app_or_here(settings, lambda client: Result.from_json(via_app(client)), here)
+    return answer, via

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
+from .paths import FolderError, private_folder
+
 LOCK_FILE = "app.lock"
 START_WAIT = 5.0  # a starting app waits this long for a command that works on the state directly
 
@@ -21,8 +23,13 @@ class AppRunning(Exception):
 
 
 def _open(state_dir: Path) -> IO[bytes]:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    """The lock file, with its folder made private if missing; FolderError (one line) if it cannot be used."""
+    private_folder(state_dir, "state folder", "state_dir")
+    try:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise FolderError(f"state folder {state_dir}: cannot open {LOCK_FILE}: {error.strerror}"
+                          " (set [alerts] state_dir)") from None
     return os.fdopen(fd, "r+b", buffering=0)
 
 

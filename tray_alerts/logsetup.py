@@ -6,6 +6,7 @@ import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from .paths import FolderError, private_folder
 from .redact import RedactingFilter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -39,9 +40,11 @@ def configure_logging(log_file: Path | None, level: str = "info", stderr_level: 
     root.addHandler(stderr)
     if log_file is not None:
         try:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(log_file.parent, "log folder", "log_file")
             log_file.touch(mode=0o600, exist_ok=True)
             handler = PrivateRotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+        except FolderError as error:
+            root.warning("cannot write the log file %s: %s", log_file, error)
         except OSError as error:
             root.warning("cannot write the log file %s: %s", log_file, error.strerror)
         else:

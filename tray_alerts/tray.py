@@ -14,7 +14,7 @@ from .display import title
 from .instance import InstanceLock
 from .model import Alert, Level
 from .opening import open_target
-from .paths import PACKAGED_SETTINGS, user_config_file
+from .paths import PACKAGED_SETTINGS, private_folder, user_config_file
 from .threads import in_background
 from .tray_icons import TrayIcon, make_icon
 from .tray_view import Refresher, View, ViewBuilder, details, past_details
@@ -228,7 +228,7 @@ def write_starter_settings(path: Path) -> None:
         keep = not line.strip() or line.lstrip().startswith(";") or (
             line.startswith("[") and not line.startswith("[monitor."))
         lines.append(line if keep else f"; {line}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent, "config folder")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -1,19 +1,23 @@
 """Settings -> channels and Engine; shared by the app, the CLI and the module-level raise_alert."""
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .config import ChannelSettings, Settings
+from .display import clock
 from .engine import Engine
 from .lifecycle import Raise
 from .model import Level, check_event, clean_context, clean_message
 from .results import Result
 from .monitors.heartbeat import HeartbeatMonitor
 from .monitors.runner import MonitorRunner
+from .paths import folder_problem
 from .redact import register_secret
+from .state import ChannelHealth, StateStore
 
 log = logging.getLogger(__name__)
 SECRET_KEY_WORDS = ("password", "token", "secret", "webhook", "api_key", "apikey")
@@ -68,7 +72,62 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   retry=settings.retry, retry_in_background=retry_in_background,
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
-                  reminders=settings.reminders)
+                  reminders=settings.reminders, **_retention(settings))
+
+
+def _retention(settings: Settings) -> dict[str, Any]:
+    """[alerts] history_max_age and history_max_rows, for an Engine that takes them (they are being added to it:
+    until then they are not passed)."""
+    taken = inspect.signature(Engine).parameters
+    wanted = {"history_max_age": float(settings.history_max_age), "history_max_rows": int(settings.history_max_rows)}
+    return {key: value for key, value in wanted.items() if key in taken}
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """How one configured channel stands, as `status` and `check-config` both show it."""
+
+    name: str
+    type: str
+    text: str  # `ok (last delivery 14:30:01)`, `failing: …`, `ready (nothing sent yet)`, `not configured: …`
+    usable: bool  # built (configured and switched on)
+
+
+def channel_states(settings: Settings, health: Mapping[str, ChannelHealth] | None = None,
+                   channels: ChannelSet | None = None) -> dict[str, ChannelState]:
+    """Every configured channel's state: why it is not there, or what its latest delivery says (`health`: read from
+    the state file when it exists and not given)."""
+    channels = channels or build_channels(settings)
+    if health is None:
+        health = stored_health(settings)
+    return {name: ChannelState(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name)),
+                               name in channels.ready)
+            for name, spec in settings.channels.items()}
+
+
+def stored_health(settings: Settings) -> dict[str, ChannelHealth]:
+    """What the state file says of each channel's deliveries ({} when there is no usable state file yet)."""
+    if folder_problem(settings.state_dir) or not settings.state_path.is_file():
+        return {}
+    store = StateStore(settings.state_path)
+    try:
+        return store.channel_health()
+    finally:
+        store.close()
+
+
+def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None) -> str:
+    """`ok (last delivery 14:30:01)`, `failing: <last error> (3 waiting to retry)` or why it is not there."""
+    waiting = f" ({health.waiting} waiting to retry)" if health and health.waiting else ""
+    if health and health.held:
+        waiting += f" ({health.held} held: snoozed, muted or grouped)"
+    if unavailable:
+        return unavailable + waiting
+    if health is None or health.last_ok is None or health.last_at is None:
+        return "ready (nothing sent yet)" + waiting
+    if health.last_ok:
+        return f"ok (last delivery {clock(health.last_at)})" + waiting
+    return f"failing: {health.last_detail} ({clock(health.last_at)})" + waiting
 
 
 class MonitorSink:

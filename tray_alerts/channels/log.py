@@ -1,6 +1,7 @@
 """The log channel: one line per alert into the application log or a file of its own."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, TextIO
 
 from ..model import Alert, Level
+from ..paths import FolderError, private_folder
 from ..templates import PLAIN, Wording
 from .base import SettingError
 
@@ -64,7 +66,10 @@ class RotatingLines:
     def __init__(self, path: Path, max_bytes: int = 5_000_000, backups: int = 3):
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            private_folder(path.parent, "log folder")
+        except FolderError as error:
+            raise OSError(errno.EACCES, str(error)) from None
         self._stream = self._open()
 
     def _open(self) -> TextIO:

@@ -1,0 +1,268 @@
+"""The commands that work on the whole app (run, status, check, history, test-channel, check-config, autostart),
+and the engine a quick command uses when no app is running: each loads the full settings and the engine."""
+from __future__ import annotations
+
+import argparse
+import errno
+import heapq
+import logging
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
+from .config import Settings, load_settings
+from .delivery import Dispatcher
+from .display import clock, duration, table
+from .engine import Engine
+from .instance import app_running
+from .lifecycle import ActiveEvent
+from .logsetup import configure_logging
+from .model import Alert, Level, from_timestamp
+from .paths import FolderError, check_folder, folder_problem
+from .state import StateStore
+from .wiring import build_channels, build_checker, build_engine, channel_states
+
+STATUS_LIMIT = 50  # active alerts `status` shows without --all
+
+
+@contextmanager
+def direct_engine(config: str | None) -> Iterator[Engine]:
+    """An engine on the state file for a quick command while no app runs (the caller holds the state folder):
+    the full settings checked, the state folder usable, logging to the log file only."""
+    settings = load_settings(config)
+    _check_state_dir(settings)
+    configure_logging(settings.log_file, settings.log_level, stderr_level="error")
+    engine = build_engine(settings, retry_in_background=False)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def _check_state_dir(settings: Settings) -> None:
+    """FolderError (one line, exit 2) when the state folder is a file, read-only or cannot be created."""
+    check_folder(settings.state_dir, "state folder", "state_dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`tray-alerts run [--headless]`."""
+    settings = load_settings(args.config)
+    _check_state_dir(settings)
+    if app_running(settings.state_dir):  # the state folder's lock says so, never a busy port
+        raise UsageError(f"already running on {settings.state_dir}")
+    taken = port_taken(settings.api_port)
+    if taken:
+        print(f"tray-alerts: {taken}", file=sys.stderr)
+        return EXIT_FAILED
+    from .app import AlreadyRunning, PortTaken, run_headless
+    from .desktop_env import tray_problem
+
+    problem = None if args.headless else tray_problem()
+    if args.headless or problem:
+        if problem:
+            print(f"tray-alerts: {problem} — running headless (monitors, channels, push API, log)", flush=True)
+        return run_headless(settings)
+    from .tray import Tray
+
+    configure_logging(settings.log_file, settings.log_level)
+    if sys.platform.startswith("linux"):
+        _install_launcher(args.config)
+    try:
+        tray = Tray(settings, args.config)
+    except AlreadyRunning as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PortTaken as error:
+        print(f"tray-alerts: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return tray.run()
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> str | None:
+    """`port 9977 on 127.0.0.1 is in use by another program (set [alerts] api_port)` when it is, else None: the
+    port is bound for a moment the way the push API binds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name == "posix":  # as http.server does: a connection of ours in TIME-WAIT does not hold the port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
+                return None  # anything else: the app's own start says it
+            return f"port {port} on {host} is in use by another program (set [alerts] api_port)"
+    return None
+
+
+def _install_launcher(config: str | None) -> None:
+    """The desktop's launcher for tray-alerts, which its pop-ups name (desktop-entry): a failure is one log line."""
+    from .autostart import install_launcher
+
+    try:
+        written = install_launcher(config)
+    except OSError as error:
+        logging.getLogger(__name__).warning("could not write the desktop launcher: %s", error)
+        return
+    if written:
+        logging.getLogger(__name__).info("desktop launcher written: %s", written)
+
+
+def check(args: argparse.Namespace) -> int:
+    """`tray-alerts check`: every monitor read once."""
+    settings = load_settings(args.config)
+    if not settings.monitors:
+        print("No monitors configured — add [monitor.NAME] sections to the settings (see README).")
+        return EXIT_OK
+    _check_state_dir(settings)
+    store = StateStore(settings.state_path)
+    try:
+        runner = build_checker(settings, store.last_ping)
+        readings = {name: runner.read(spec) for name, spec in settings.monitors.items()}
+    finally:
+        store.close()
+    rows = [(name, spec.monitor.type, reading.message(spec.monitor.label),
+             reading.level.value if reading.level else "ok")
+            for name, spec in settings.monitors.items() for reading in (readings[name],)]
+    print(table(("NAME", "TYPE", "READING", "LEVEL"), rows, max_width=90))
+    return EXIT_OK
+
+
+def worst_first(records: Iterable[ActiveEvent], limit: int | None) -> tuple[list[ActiveEvent], int]:
+    """The `limit` worst events (all with None): highest level first, then the oldest, then by name; and how many
+    there are in all (what StateStore.worst_active answers in SQL)."""
+    every = list(records)
+    key = _worst_key
+    chosen = sorted(every, key=key) if limit is None else heapq.nsmallest(limit, every, key=key)
+    return chosen, len(every)
+
+
+def _worst_key(record: ActiveEvent) -> tuple[int, float, str]:
+    return -record.level.rank, record.since, record.event
+
+
+def _worst_active(store: StateStore, limit: int | None) -> tuple[list[ActiveEvent], int]:
+    """The worst active events and how many are active: in SQL where the store can (StateStore.worst_active), else
+    chosen here from every stored one."""
+    worst = getattr(store, "worst_active", None)
+    if worst is not None:
+        return worst(limit)
+    return worst_first(store.load_active(), limit)
+
+
+def status(args: argparse.Namespace) -> int:
+    """`tray-alerts status [--all]`: the worst 50 active alerts (every one with --all) and each channel's state."""
+    settings = load_settings(args.config)
+    _check_state_dir(settings)
+    channels = build_channels(settings)
+    store = StateStore(settings.state_path)
+    try:
+        records, total = _worst_active(store, None if args.all else STATUS_LIMIT)
+        health = store.channel_health()
+        now = time.time()
+        mutes = {event: until for event, until in store.load_mutes().items() if until > now}
+    finally:
+        store.close()
+    if records:
+        rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
+                 clock(from_timestamp(r.last_seen)), _acknowledged(r.acknowledged_at) + _muted(mutes.get(r.event))
+                 + r.message) for r in records]
+        print(f"{total:,} active alert{'s' if total != 1 else ''}")
+        print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
+        if total > len(records):
+            print(f"… and {total - len(records):,} more (tray-alerts status --all)")
+    else:
+        print("All clear — no active alerts.")
+    print()
+    states = channel_states(settings, health, channels)
+    print(table(("CHANNEL", "TYPE", "STATE"), [(s.name, s.type, s.text) for s in states.values()], max_width=100))
+    return EXIT_OK
+
+
+def _acknowledged(at: float | None) -> str:
+    return f"[acknowledged {clock(from_timestamp(at), seconds=False)}] " if at else ""
+
+
+def _muted(until: float | None) -> str:
+    return f"[muted until {clock(from_timestamp(until), seconds=False)}] " if until else ""
+
+
+def test_channel(args: argparse.Namespace) -> int:
+    """`tray-alerts test-channel NAME`."""
+    settings = load_settings(args.config)
+    if args.name not in settings.channels:
+        raise UsageError(f"no channel {args.name!r} in the settings (known: {', '.join(settings.channels)})")
+    configure_logging(settings.log_file, settings.log_level, stderr_level="error")
+    channels = build_channels(settings)
+    if args.name not in channels.ready:
+        raise UsageError(f"channel {args.name!r} is {channels.unavailable[args.name]}")
+    channel = channels.ready[args.name]
+    alert = Alert("tray_alerts_test", Level.INFO, f"test alert from tray-alerts on {socket.gethostname()}",
+                  {"channel": args.name})
+    outcome = Dispatcher({args.name: channel}, settings.delivery_timeout).deliver(alert, [args.name])[args.name]
+    if outcome.ok:
+        print(f"{args.name}: test alert delivered")
+        return EXIT_OK
+    advice = "trying again later could work" if outcome.retryable else "check the settings; retrying will not help"
+    print(f"{args.name}: test alert NOT delivered — {outcome.detail} ({advice})")
+    return EXIT_FAILED
+
+
+def history(args: argparse.Namespace) -> int:
+    """`tray-alerts history [--limit N] [--event EVENT]`."""
+    settings = load_settings(args.config)
+    _check_state_dir(settings)
+    store = StateStore(settings.state_path)
+    try:
+        entries = store.history(args.limit, args.event)
+    finally:
+        store.close()
+    if not entries:
+        print("No history yet.")
+        return EXIT_OK
+    rows = []
+    for entry in reversed(entries):
+        result = (entry.detail if entry.channel else "") if entry.ok is None else (
+            "ok" if entry.ok else f"failed: {entry.detail}")
+        rows.append((clock(entry.at), entry.event, entry.kind, entry.level.value, entry.channel or "", result,
+                     entry.message))
+    print(table(("TIME", "EVENT", "WHAT", "LEVEL", "CHANNEL", "RESULT", "MESSAGE"), rows))
+    return EXIT_OK
+
+
+def autostart(args: argparse.Namespace) -> int:
+    """`tray-alerts autostart on|off`."""
+    load_settings(args.config)
+    from . import autostart as entries
+
+    if args.state == "on":
+        path = entries.enable(args.config)
+        print(f"tray-alerts will start at login ({path})")
+    else:
+        removed = entries.disable()
+        print(f"tray-alerts will no longer start at login (removed {removed})" if removed
+              else "tray-alerts was not set to start at login")
+    return EXIT_OK
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """`tray-alerts check-config`: the settings checked, what they set up, each channel as `status` shows it."""
+    settings = load_settings(args.config)
+    states = channel_states(settings)  # a channel's bad value is a ConfigError: before anything is printed
+    problem = folder_problem(settings.state_dir)
+    print("settings: " + " + ".join(str(path) for path in settings.files))
+    print(f"state: {settings.state_path}" + (f" (its folder: {problem})" if problem else ""))
+    print(f"log: {settings.log_file}\ndelivery timeout: {settings.delivery_timeout:g} s")
+    print(f"push API: 127.0.0.1:{settings.api_port}")
+    print(f"history kept: {duration(settings.history_max_age)}, {settings.history_max_rows:,} lines at most")
+    print("\nrouting:")
+    for level, names in settings.routing.routes.items():
+        print(f"  {level.value:<9} → {', '.join(names) or '(nothing)'}")
+    print("\nchannels:")
+    print(table(("NAME", "TYPE", "STATE"), [(s.name, s.type, s.text) for s in states.values()], max_width=100))
+    if problem:
+        raise FolderError(f"state folder {settings.state_dir}: {problem} (set [alerts] state_dir)")
+    print("\nsettings OK")
+    return EXIT_OK
