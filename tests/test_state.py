@@ -3,13 +3,15 @@ never wait on a writer, and files from earlier versions carried over."""
 import json
 import sqlite3
 import stat
+from dataclasses import replace
 
 import pytest
 
+from tray_alerts import state as state_module
 from tray_alerts.lifecycle import ActiveEvent
 from tray_alerts.model import Alert, Level
 from tray_alerts.pipeline import Delivery
-from tray_alerts.state import StateError, StateStore, StoreFault
+from tray_alerts.state import _WORST_FIRST, StateError, StateStore, StoreFault
 
 
 def record(event="e", since=1.0, episode="ep1", **changes) -> ActiveEvent:
@@ -167,5 +169,70 @@ def test_a_schema_4_file_is_carried_over(tmp_path):
         assert (row.channel, row.kind, row.hold, row.attempts, row.not_before) == ("slack", "recovery", "retry", 2, 50)
         assert row.episode == event.episode and store.load_mutes() == {"e": 9e9}
         assert [h.kind for h in store.history()] == ["fired"]
+    finally:
+        store.close()
+
+
+# ---- reading many events fast: the worst for `status`, every one at start-up -------------------------------
+
+def test_worst_active_is_the_worst_level_then_the_oldest_and_a_count_of_all(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    levels = [Level.INFO, Level.WARNING, Level.ERROR, Level.CRITICAL]
+    try:
+        with store.write() as tx:
+            for i in range(200):
+                tx.put_event(record(f"e{i:03}", since=float(1000 - i % 50), episode=f"ep{i}", level=levels[i % 4]))
+        everything = sorted(store.load_active(), key=lambda r: (-r.level.rank, r.since, r.event))
+        worst, total = store.worst_active(5)
+        assert total == 200 and [r.event for r in worst] == [r.event for r in everything[:5]]
+        assert all(r.level is Level.CRITICAL for r in worst) and worst[0].since <= worst[-1].since
+        every, total = store.worst_active(None)
+        assert total == 200 and [r.event for r in every] == [r.event for r in everything]
+        assert store.worst_active(0) == ([], 200)
+        assert [r.event for r in store.worst_active()[0]] == [r.event for r in every[:50]]  # 50 by default
+        plan = " ".join(str(row) for row in store._reader.execute(
+            "EXPLAIN QUERY PLAN SELECT event FROM events ORDER BY " + _WORST_FIRST + ", since, event LIMIT 50"))
+        assert "events_worst_first" in plan and "TEMP B-TREE" not in plan  # read in order from the index
+    finally:
+        store.close()
+    assert StateStore(tmp_path / "empty.db").worst_active() == ([], 0)
+
+
+def test_an_older_file_gets_the_index_at_open(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX events_worst_first")
+    db.close()
+    store = StateStore(path)
+    try:
+        assert store._read("SELECT name FROM sqlite_master WHERE name = 'events_worst_first'")
+    finally:
+        store.close()
+
+
+def test_events_read_back_are_the_events_written_whatever_their_context(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    contexts = [{}, {"k": "v", "n": 1}, {"ünï": "cödé ✓", "nested": {"list": [1, 2.5, None, True]}}, {"s": " "}]
+    written = [record(f"e{i}", since=1.5 + i, episode=f"ep{i}", context=context, told=frozenset({"a", "b"} if i
+               else set()), acknowledged_at=None if i % 2 else 7.25, reminded_at=float(i))
+               for i, context in enumerate(contexts)]
+    try:
+        with store.write() as tx:
+            for one in written:
+                tx.put_event(one)
+            tx.db.execute("UPDATE events SET context = ' { \"spaced\" : 1 } ' WHERE event = 'e3'")  # not json.dumps'
+        written[3] = replace(written[3], context={"spaced": 1})
+        with store.write() as tx:
+            in_tx = tx.events()
+        for loaded in (store.load_active(), list(in_tx.values()), store.worst_active(None)[0]):
+            by_name = {r.event: r for r in loaded}
+            for one in written:
+                got = by_name[one.event]
+                assert type(got) is ActiveEvent and vars(got) == vars(one)
+                assert replace(got, seen=9).seen == 9 and got.alert().context == dict(one.context)
+                with pytest.raises(AttributeError):
+                    got.seen = 2  # still frozen
+        assert state_module._FILL_IN_PLACE  # (the quick way is the one tested)
     finally:
         store.close()

@@ -1,5 +1,6 @@
 """The engine's timed work, one pass at a time: changes kept while the file could not be written, debounced
-repeat counts, clock jumps, reminders, the outbox's due rows, and upkeep (time awake, old history). Runs in one
+repeat counts, clock jumps, reminders, the outbox's due rows, and upkeep (time awake; history kept to its age and
+row cap, done rows and ended mutes forgotten, the file shrunk by incremental vacuum). Runs in one
 background thread on the injected clock, or pass by pass from tests (`Engine.tick`)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from .display import duration
 from .lifecycle import Remind, due_reminders
 from .outbox import PERSON_HOLDS, RELATIVE_HOLDS
-from .state import StoreFault, Transaction
+from .state import StateStore, StoreFault, Transaction
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -21,8 +22,8 @@ POLL_SECONDS = 5.0  # look for rows other processes queued at least this often
 REPLAY_SECONDS = 1.0  # while the state file cannot be written, try again this often
 REMIND_LOOK_SECONDS = 1.0  # with reminders on, look for due ones this often
 AWAKE_EVERY = 60.0  # how often the app notes it is awake (time not awake does not count toward expiry)
-MAINTAIN_EVERY = 3600.0
-HISTORY_KEEP_SECONDS = 90 * 24 * 3600
+MAINTAIN_EVERY = 600.0  # how often history is pruned (by age and row cap), done rows forgotten, the file shrunk
+PRUNE_WRITES = 20  # pruning writes in one pass (PRUNE_BATCH ids each); more waits for the next pass
 DONE_ROWS_KEEP_SECONDS = 7 * 24 * 3600
 
 
@@ -37,7 +38,8 @@ class Background:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_awake = 0.0
-        self._last_maintenance = 0.0
+        self._last_maintenance: float | None = None
+        self._pruning = False  # a pruning pass left work for the next pass
         self._last_fault = ""
 
     @property
@@ -152,14 +154,43 @@ class Background:
         self._last_awake = now
 
     def keep_tidy(self, now: float) -> None:
-        """Note that the app is awake; now and then, forget old history and done rows."""
+        """Note that the app is awake and forget what this process keeps in memory for nothing; now and then (at
+        start, then every MAINTAIN_EVERY), keep the file small."""
         store = self.engine.store
         if now - self._last_awake >= AWAKE_EVERY or now < self._last_awake:
             with store.write() as tx:
                 tx.set_meta("awake_at", now, now, touch=False)
+                self.engine.outbox.forget_idle_keys(tx)
             self._last_awake = now
-        if now - self._last_maintenance >= MAINTAIN_EVERY:
-            with store.write() as tx:
-                tx.prune_history(now - HISTORY_KEEP_SECONDS)
-                tx.prune_done(now - DONE_ROWS_KEEP_SECONDS)
-            self._last_maintenance = now
+        last = self._last_maintenance
+        if self._pruning or last is None or not 0 <= now - last < MAINTAIN_EVERY:
+            self._last_maintenance, self._pruning = now, False  # a pass that fails (locked, disk full) is tried
+            self._pruning = self.maintain(now, PRUNE_WRITES)  # again MAINTAIN_EVERY later
+
+    def maintain(self, now: float | None = None, writes: int | None = None) -> bool:
+        """Prune history to the engine's age and row cap, forget done outbox rows and ended mutes, give free pages
+        back to the file system: in short writes, at most `writes` per table; True if there is more to do."""
+        engine = self.engine
+        now = engine.clock.time() if now is None else now
+        store: StateStore = engine.store
+        pruned, more = store.prune_history(now - engine.history_max_age, engine.history_max_rows, writes=writes)
+        done, more_done = store.prune_done(now - DONE_ROWS_KEEP_SECONDS, writes=writes)
+        self.forget_mutes(now)
+        pages, more_pages = (0, False) if more or more_done else store.vacuum(writes=writes)
+        if pruned or done or pages:
+            log.info("state file kept small: %d history line(s) and %d done notification(s) forgotten, %d page(s)"
+                     " given back to the file system", pruned, done, pages)
+        return more or more_done or more_pages
+
+    def forget_mutes(self, now: float) -> None:
+        """Mutes that have ended are forgotten (the file and memory keep one per event muted otherwise)."""
+        store = self.engine.store
+        if not store.expired_mutes(now):
+            return
+        with store.write() as tx:
+            engine = self.engine
+            engine.mirror.sync(tx)
+            ended = {event: None for event, until in tx.mutes().items() if until <= now}
+            for event in ended:
+                tx.put_mute(event, None, now)
+            tx.after_commit.append(lambda: engine.mirror.follow_holds(ended, False, tx.new_revision))

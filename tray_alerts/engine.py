@@ -72,7 +72,15 @@ class Engine:
         limits: Mapping[str, ChannelLimits] | None = None,
         reminders: ReminderPolicy | None = None,
         clock: Clock | None = None,
+        history_max_age: float = 30 * 86400,
+        history_max_rows: int = 100_000,
     ):
+        if not history_max_age > 0:
+            raise ValueError(f"history_max_age must be a number of seconds above 0, got {history_max_age!r}")
+        if isinstance(history_max_rows, bool) or not isinstance(history_max_rows, int) or history_max_rows < 1:
+            raise ValueError(f"history_max_rows must be a whole number of lines, at least 1, got {history_max_rows!r}")
+        self.history_max_age = float(history_max_age)  # history is kept this long (seconds) ...
+        self.history_max_rows = history_max_rows  # ... and at most this many lines (pruned by background upkeep)
         self.clock = clock or SYSTEM_CLOCK
         self._now, self._mono = (time.time, time.monotonic) if isinstance(self.clock, SystemClock) else \
             (self.clock.time, self.clock.monotonic)  # the system's straight, on the hot path

@@ -209,6 +209,18 @@ class Outbox:
             self._give_back(blocked)
         return blocked
 
+    def forget_idle_keys(self, tx: Transaction) -> int:
+        """Unblock keys with nothing left to wait behind (their failed row is done for good and no row of theirs
+        is pending): without this, one key per event that ever failed would be kept. Inside a write, so no row of
+        this process is added meanwhile; returns how many were forgotten."""
+        with self._lock:
+            keys = [key for key in self._blocked if key not in self._in_flight]
+        idle = {key for key in keys if not tx.key_pending(key)}
+        if idle:
+            with self._lock:
+                self._blocked -= {key for key in idle if key not in self._in_flight}
+        return len(idle)
+
     def blocked_keys(self) -> frozenset[tuple[str, str, str]]:
         """Keys whose oldest row failed and waits for its retry (newer rows must not overtake it)."""
         with self._lock:
