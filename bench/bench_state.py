@@ -1,8 +1,9 @@
-"""State that stays small, side by side with the code of the last commit (HEAD, taken with `git archive`) on the
+"""State that stays small, side by side with the code before it (`--base`, by default ee56063, the last commit
+before history retention and the faster start-up; taken with `git archive`) on the
 same files in the same run: start-up with 100,000 active events, the file before and after pruning, and what the
 per-event maps in memory hold after 100,000 events came and went. Prints numbers, asserts nothing.
 
-    python bench/bench_state.py [--quick] [--events N]
+    python bench/bench_state.py [--quick] [--events N] [--base REV]
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BASE = "ee56063"  # the last commit before history retention, the incremental vacuum and the faster start-up
 DAY = 86400.0
 
 
@@ -68,7 +70,7 @@ def worker(task: str, path: Path, count: int) -> dict:
         if maintain is not None:
             maintain()  # everything, pass after pass, as the background does over a few passes
         else:
-            engine.background.keep_tidy(engine.clock.time())  # HEAD: what its upkeep does once an hour
+            engine.background.keep_tidy(engine.clock.time())  # before: what its upkeep did once an hour
         seconds = time.perf_counter() - start
         kept = engine.store._read("SELECT count(*) FROM history")[0][0]
         engine.close()
@@ -123,12 +125,12 @@ def run(code: Path, task: str, path: Path, count: int = 0) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def old_code(folder: Path) -> Path | None:
-    """The package as of HEAD, unpacked beside (None if this is not a git checkout)."""
+def old_code(folder: Path, base: str) -> Path | None:
+    """The package as of `base`, unpacked beside (None if this is not a git checkout)."""
     target = folder / "head"
     target.mkdir()
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "tray_alerts"], capture_output=True,
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", base, "tray_alerts"], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     except (OSError, subprocess.CalledProcessError):
@@ -219,6 +221,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10x fewer events and lines")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--base", default=BASE, help="the code to compare with (a git revision)")
     parser.add_argument("--worker")
     parser.add_argument("--code")
     parser.add_argument("--path")
@@ -231,9 +234,9 @@ def main() -> None:
     events = args.events // (10 if args.quick else 1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        head = old_code(folder)
-        codes = {"now": ROOT, **({"HEAD": head} if head else {})}
-        print(f"tray-alerts state, {events:,} events; 'now' = this tree, 'HEAD' = the last commit's code"
+        head = old_code(folder, args.base)
+        codes = {"now": ROOT, **({"before": head} if head else {})}
+        print(f"tray-alerts state, {events:,} events; 'now' = this tree, 'before' = the code of {args.base}"
               + ("" if head else " (not available: no git)"))
 
         # start-up
@@ -243,7 +246,7 @@ def main() -> None:
         print(f"\nstart-up, Engine(...) on a file with {events:,} active events (median of 3 fresh processes):")
         for name, code in codes.items():
             times = [run(code, "startup", active)["seconds"] for _ in range(3)]
-            print(f"  {name:<5} {statistics.median(times):7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times)})"
+            print(f"  {name:<6} {statistics.median(times):7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in times)})"
                   + ("   target < 1 s" if name == "now" else ""))
         print(f"  yardstick: bare sqlite3 read of the same {events:,} rows: {bare_read(active):.3f} s")
         print(f"  status's read: worst_active(50) {worst(active, 50) * 1000:.1f} ms; every event read and sorted in Python"
@@ -252,7 +255,7 @@ def main() -> None:
         # pruning and the file's size
         old_lines, new_lines = 2 * events, 2 * events
         print(f"\nhistory: {old_lines:,} lines 100 days old + {new_lines:,} from the last 30 days; now: 30 days,"
-              f" 100,000 lines at most; HEAD: 90 days, no cap")
+              f" 100,000 lines at most; before: 90 days, no cap")
         base = folder / "history.db"
         history_file(base, old_lines, new_lines)
         for name, code in codes.items():
@@ -262,7 +265,7 @@ def main() -> None:
                 run(ROOT, "open", path)  # its one-time conversion, so that the sizes compare pruning alone
             before = size(path)
             result = run(code, "prune", path)
-            print(f"  {name:<5} {before / 2**20:7.1f} MiB -> {size(path) / 2**20:7.1f} MiB   {result['kept']:>9,} lines"
+            print(f"  {name:<6} {before / 2**20:7.1f} MiB -> {size(path) / 2**20:7.1f} MiB   {result['kept']:>9,} lines"
                   f" kept   {result['writes']:>4} write(s) of {result['median'] * 1000:.0f} ms median,"
                   f" {result['longest'] * 1000:.0f} ms longest,"
                   f" {result['seconds']:.2f} s in all")
@@ -275,7 +278,7 @@ def main() -> None:
             for label in ("before_upkeep", "after"):
                 grown = {key: value for key, value in result[label].items() if value[0] > 10}
                 text = ", ".join(f"{key} {n:,} entries ({b / 2**20:.1f} MiB)" for key, (n, b) in grown.items())
-                print(f"  {name:<5} {label.replace('_', ' '):<14} {text or 'no container over 10 entries'}")
+                print(f"  {name:<6} {label.replace('_', ' '):<14} {text or 'no container over 10 entries'}")
 
 
 if __name__ == "__main__":
