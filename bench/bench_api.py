@@ -1,5 +1,5 @@
 """The push API under a burst: 1,000 distinct raises from 50 threads against the real app, this API next to the
-previous one (HEAD's tray_alerts/api.py, or --old REV), round after round.
+previous one (the api.py of 25fc425, the last commit before it, or --old REV), round after round.
 
     python bench/bench_api.py [--rounds 3] [--raises 1000] [--threads 50] [--mode fresh|keepalive|both]
                               [--tray] [--old REV | --no-old] [--half-open 300] [--half-open-wait 8]
@@ -53,6 +53,7 @@ if old:
 from tray_alerts.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+OLD_API = "25fc425"  # the last commit before this API: ThreadingHTTPServer, a backlog of 5
 
 
 def free_port() -> int:
@@ -355,7 +356,7 @@ def main() -> int:
     parser.add_argument("--raises", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=50)
     parser.add_argument("--mode", choices=("fresh", "keepalive", "both"), default="both")
-    parser.add_argument("--old", default="HEAD", help="the revision whose api.py to compare with (default HEAD)")
+    parser.add_argument("--old", default=OLD_API, help=f"the revision whose api.py to compare with (default {OLD_API})")
     parser.add_argument("--no-old", dest="old", action="store_const", const="", help="measure this API only")
     parser.add_argument("--tray", action="store_true", help="also measure the tray app (Xvfb, xfce4-panel)")
     parser.add_argument("--half-open", type=int, default=300, metavar="N",

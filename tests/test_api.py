@@ -762,3 +762,10 @@ def test_a_clear_may_say_what_was_seen_as_it_recovered(api, engine, channels):
     engine.raise_alert("disk_full", "warning", "disk at 93%")
     bad = api.post("/v1/alerts/disk_full/clear", {"context": ["used"]})
     assert bad.status_code == 400 and "context" in error_of(bad)
+
+
+@pytest.mark.parametrize("message", ["", "   \n"])
+def test_an_empty_message_is_400_naming_it_and_raises_nothing(api, engine, message):
+    response = api.post("/v1/alerts", raise_body(message=message))
+    assert response.status_code == 400 and "'message' must not be empty" in error_of(response)
+    assert engine.active() == []

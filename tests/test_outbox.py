@@ -264,3 +264,34 @@ def test_the_background_pass_runs_on_the_injected_clock(state_path, slack, clock
         clock.advance(6)  # the retry falls due: the background thread wakes on the fake clock, not by sleeping
         wait_until(lambda: slack.sent)
     assert slack.kinds() == ["fired:error"]
+
+
+def test_the_ids_held_in_flight_are_kept_with_the_queues(tmp_path):
+    import threading
+
+    release = threading.Event()
+
+    class Slow(RecordingChannel):
+        def send(self, alert):
+            release.wait(10)
+            if alert.event.endswith("3"):
+                raise DeliveryError("HTTP 500", retryable=True)
+            super().send(alert)
+
+    clock = FakeClock()
+    with Engine({"slow": Slow("slow")}, {"warning": ["slow"]}, tmp_path / "s.db", retry_in_background=False,
+                clock=clock, retry=POLICY, delivery_timeout=0.01) as engine:
+        outbox = engine.outbox
+
+        def held() -> set[int]:
+            with outbox._lock:
+                return {row.id for rows in outbox._in_flight.values() for row in rows}
+
+        for event in ("ev0", "ev1"):  # one row sending, the others queued behind it (one key: the channel's)
+            engine.raise_alert(event, "warning", "m")
+            engine.clear_alert(event)
+        engine.raise_alert("ev3", "warning", "m")  # fails: its key is blocked, its rows given back
+        assert outbox.local_ids() == held() and held()
+        release.set()
+        wait_until(lambda: not held(), "every row answered")
+        assert outbox.local_ids() == held() == set()

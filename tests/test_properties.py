@@ -366,9 +366,10 @@ def parse_like_the_server(raw: bytes):
 
 
 def alert_body_valid(body) -> bool:
-    """README: event, level and message strings (valid ones), context an object if given."""
+    """README: event, level and message strings (valid ones; a message that says something), context an object if
+    given."""
     return (isinstance(body, dict) and event_ok(body.get("event")) and level_ok(body.get("level"))
-            and isinstance(body.get("message"), str)
+            and isinstance(body.get("message"), str) and body["message"].strip() != ""
             and (not body.get("context") or isinstance(body.get("context"), dict)))
 
 

@@ -145,3 +145,19 @@ def test_mask_record_does_nothing_without_secrets(isolated_secrets):
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "value %s", (HOOK,), None)
     mask_record(record)
     assert record.getMessage() == f"value {HOOK}"
+
+
+def test_the_log_still_rolls_over_at_its_size_with_the_cheap_check(tmp_path):
+    import logging
+
+    from tray_alerts.logsetup import FAR_BELOW_LIMIT, PrivateRotatingFileHandler
+
+    path = tmp_path / "app.log"
+    limit = FAR_BELOW_LIMIT + 50_000
+    handler = PrivateRotatingFileHandler(path, maxBytes=limit, backupCount=2, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for number in range(4_000):
+        handler.emit(logging.LogRecord("t", logging.INFO, __file__, 1, "x" * 99 + str(number % 10), None, None))
+    handler.close()
+    assert (tmp_path / "app.log.1").exists()
+    assert path.stat().st_size < limit and (tmp_path / "app.log.1").stat().st_size < limit

@@ -186,6 +186,8 @@ class PushApi:
         event = _field(body, "event", str)
         level = _field(body, "level", str)
         message = _field(body, "message", str)
+        if not message.strip():
+            raise ApiError(HTTPStatus.BAD_REQUEST, "field 'message' must not be empty: say what happened")
         context = body.get("context") or {}
         if not isinstance(context, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")

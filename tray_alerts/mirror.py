@@ -87,6 +87,10 @@ class Mirror:
             if self.store.revision() == self.rev:
                 self._version = version  # only this process's own writes
                 return False
+            self.store.settled()  # our own write may have committed before memory caught up with it
+            if self.store.revision() == self.rev:
+                self._version = version
+                return False
         except Exception:  # a read that fails: take the slow path, which says why
             return True
         return True

@@ -100,6 +100,7 @@ class Outbox:
         self._on_never_told = on_never_told
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[str, str, str], deque[Delivery]] = {}  # per key: the row sending, then waiting
+        self._local: set[int] = set()  # the ids in _in_flight, kept with it (every write asks for them)
         self._blocked: set[tuple[str, str, str]] = set()  # keys whose row failed: newer rows wait for a pass
         self._renewed_at = clock.time()
         self._recorded = threading.Condition()  # guards the answers not yet written
@@ -202,6 +203,7 @@ class Outbox:
                 self._blocked.discard(row.key)
                 queue = self._in_flight.setdefault(row.key, deque())
                 queue.append(row)
+                self._local.add(row.id)
                 first = len(queue) == 1
             if first:
                 self._submit(row)
@@ -241,6 +243,7 @@ class Outbox:
         for row in rows:
             with self._lock:
                 self._in_flight.setdefault(row.key, deque()).append(row)
+                self._local.add(row.id)
         alerts = [replace(row.alert, possible_repeat=True) if row.possible_repeat else row.alert for row in rows]
         self.dispatcher.submit(channel, alerts if len(alerts) > 1 else alerts[0], "",
                                lambda outcome: self._answered(rows, outcome))
@@ -364,12 +367,14 @@ class Outbox:
             for index, queued in enumerate(queue):
                 if queued.id == row.id:
                     del queue[index]
+                    self._local.discard(row.id)
                     break
             if delivered and queue:
                 nxt, following = queue[0], []
             else:
                 nxt, following = None, list(queue)
                 del self._in_flight[row.key]
+                self._local.difference_update(queued.id for queued in following)
                 if not delivered:
                     self._blocked.add(row.key)
         if following:
@@ -380,7 +385,7 @@ class Outbox:
     def local_ids(self) -> set[int]:
         """The rows this process holds: sending, or claimed and waiting behind one of their key."""
         with self._lock:
-            return {row.id for rows in self._in_flight.values() for row in rows}
+            return set(self._local)
 
     # ---- start-up, summaries, claims -----------------------------------------------------------------------
 

@@ -438,6 +438,11 @@ class StateStore:
         """The revision of the last write by any process."""
         return int(self._read(_REVISION)[0][0])
 
+    def settled(self) -> None:
+        """Wait until a write of this process under way (its commit and after_commit included) is done."""
+        with self._write_lock:
+            pass
+
     def changes_since(self, rev: int) -> Changes:
         """What was written since `rev` (read outside a transaction)."""
         with self._read_lock:
