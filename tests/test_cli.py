@@ -317,17 +317,22 @@ def test_status_shows_the_worst_50_and_counts_the_rest(settings_file, tmp_path):
     assert every[0] == "60 active alerts" and every[62] == "" and "more" not in "".join(every)
 
 
-def test_worst_first_is_level_then_oldest_then_name():
-    from types import SimpleNamespace
-
-    from tray_alerts.commands import worst_first
+def test_status_reads_the_worst_by_level_then_oldest_then_name(tmp_path):
+    from tray_alerts.lifecycle import ActiveEvent
     from tray_alerts.model import Level
+    from tray_alerts.state import StateStore
 
-    records = [SimpleNamespace(event=name, level=Level.parse(level), since=since)
-               for name, level, since in [("a", "info", 1), ("b", "error", 5), ("c", "error", 2), ("d", "error", 2)]]
-    chosen, total = worst_first(records, 3)
-    assert [r.event for r in chosen] == ["c", "d", "b"] and total == 4
-    assert [r.event for r in worst_first(records, None)[0]] == ["c", "d", "b", "a"]
+    store = StateStore(tmp_path / "state.db")
+    try:
+        with store.write() as tx:
+            for name, level, since in [("a", "info", 1), ("b", "error", 5), ("c", "error", 2), ("d", "error", 2)]:
+                tx.put_event(ActiveEvent(name, Level.parse(level), "m", {}, since=float(since), at=float(since),
+                                         last_seen=float(since), episode=f"{name}@1"))
+        chosen, total = store.worst_active(3)
+        assert [r.event for r in chosen] == ["c", "d", "b"] and total == 4
+        assert [r.event for r in store.worst_active(None)[0]] == ["c", "d", "b", "a"]
+    finally:
+        store.close()
 
 
 def test_check_config_and_status_say_the_same_of_each_channel(tmp_path):

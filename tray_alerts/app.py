@@ -1,6 +1,7 @@
 """The long-running app: settings -> logging, channels, engine, monitors, push API -> run until asked to stop."""
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import threading
@@ -18,6 +19,14 @@ log = logging.getLogger(__name__)
 POP_UP_MUTE = 3600.0  # a pop-up's "Mute 1 h"
 
 __all__ = ["AlreadyRunning", "App", "PortTaken", "run_headless"]
+
+
+def port_problem(port: int, error: OSError) -> str:
+    """Why the push API cannot listen: `port 9977 on 127.0.0.1 is in use by another program (set [alerts]
+    api_port)`, or the system's reason for anything else."""
+    if error.errno in (errno.EADDRINUSE, errno.EACCES):
+        return f"port {port} on 127.0.0.1 is in use by another program (set [alerts] api_port)"
+    return f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}"
 
 
 class PortTaken(Exception):
@@ -53,8 +62,7 @@ class App:
         except OSError as error:
             self.engine.close()
             self.lock.release()
-            raise PortTaken(f"port {settings.api_port} on 127.0.0.1 is in use by another program (set [alerts] "
-                            f"api_port): {error.strerror}") from None
+            raise PortTaken(port_problem(settings.api_port, error)) from None
 
     def pop_up_action(self, event: str, action: str) -> None:
         """A pop-up's button: `ack` acknowledges, `mute` mutes for an hour, `default` (Open) opens the alert's
@@ -99,16 +107,10 @@ class App:
 
 
 def run_headless(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run with no tray until Ctrl-C, SIGTERM or `stop` is set; returns the exit code."""
+    """Run with no tray until Ctrl-C, SIGTERM or `stop` is set; returns the exit code (AlreadyRunning and
+    PortTaken are the caller's to say)."""
     configure_logging(settings.log_file, settings.log_level)
-    try:
-        app = App(settings)
-    except AlreadyRunning as error:
-        log.error("%s", error)
-        return 2
-    except PortTaken as error:
-        log.error("%s", error)
-        return 1
+    app = App(settings)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -3,15 +3,12 @@ and the engine a quick command uses when no app is running: each loads the full 
 from __future__ import annotations
 
 import argparse
-import errno
-import heapq
 import logging
-import os
 import socket
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
 from .config import Settings, load_settings
@@ -19,7 +16,6 @@ from .delivery import Dispatcher
 from .display import clock, duration, table
 from .engine import Engine
 from .instance import app_running
-from .lifecycle import ActiveEvent
 from .logsetup import configure_logging
 from .model import Alert, Level, from_timestamp
 from .paths import FolderError, check_folder, folder_problem
@@ -54,24 +50,20 @@ def run(args: argparse.Namespace) -> int:
     _check_state_dir(settings)
     if app_running(settings.state_dir):  # the state folder's lock says so, never a busy port
         raise UsageError(f"already running on {settings.state_dir}")
-    taken = port_taken(settings.api_port)
-    if taken:
-        print(f"tray-alerts: {taken}", file=sys.stderr)
-        return EXIT_FAILED
     from .app import AlreadyRunning, PortTaken, run_headless
     from .desktop_env import tray_problem
 
     problem = None if args.headless else tray_problem()
-    if args.headless or problem:
-        if problem:
-            print(f"tray-alerts: {problem} — running headless (monitors, channels, push API, log)", flush=True)
-        return run_headless(settings)
-    from .tray import Tray
-
-    configure_logging(settings.log_file, settings.log_level)
-    if sys.platform.startswith("linux"):
-        _install_launcher(args.config)
     try:
+        if args.headless or problem:
+            if problem:
+                print(f"tray-alerts: {problem} — running headless (monitors, channels, push API, log)", flush=True)
+            return run_headless(settings)
+        from .tray import Tray
+
+        configure_logging(settings.log_file, settings.log_level)
+        if sys.platform.startswith("linux"):
+            _install_launcher(args.config)
         tray = Tray(settings, args.config)
     except AlreadyRunning as error:
         print(f"tray-alerts: {error}", file=sys.stderr)
@@ -80,21 +72,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"tray-alerts: {error}", file=sys.stderr)
         return EXIT_FAILED
     return tray.run()
-
-
-def port_taken(port: int, host: str = "127.0.0.1") -> str | None:
-    """`port 9977 on 127.0.0.1 is in use by another program (set [alerts] api_port)` when it is, else None: the
-    port is bound for a moment the way the push API binds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        if os.name == "posix":  # as http.server does: a connection of ours in TIME-WAIT does not hold the port
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno not in (errno.EADDRINUSE, errno.EACCES):
-                return None  # anything else: the app's own start says it
-            return f"port {port} on {host} is in use by another program (set [alerts] api_port)"
-    return None
 
 
 def _install_launcher(config: str | None) -> None:
@@ -130,28 +107,6 @@ def check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def worst_first(records: Iterable[ActiveEvent], limit: int | None) -> tuple[list[ActiveEvent], int]:
-    """The `limit` worst events (all with None): highest level first, then the oldest, then by name; and how many
-    there are in all (what StateStore.worst_active answers in SQL)."""
-    every = list(records)
-    key = _worst_key
-    chosen = sorted(every, key=key) if limit is None else heapq.nsmallest(limit, every, key=key)
-    return chosen, len(every)
-
-
-def _worst_key(record: ActiveEvent) -> tuple[int, float, str]:
-    return -record.level.rank, record.since, record.event
-
-
-def _worst_active(store: StateStore, limit: int | None) -> tuple[list[ActiveEvent], int]:
-    """The worst active events and how many are active: in SQL where the store can (StateStore.worst_active), else
-    chosen here from every stored one."""
-    worst = getattr(store, "worst_active", None)
-    if worst is not None:
-        return worst(limit)
-    return worst_first(store.load_active(), limit)
-
-
 def status(args: argparse.Namespace) -> int:
     """`tray-alerts status [--all]`: the worst 50 active alerts (every one with --all) and each channel's state."""
     settings = load_settings(args.config)
@@ -159,7 +114,7 @@ def status(args: argparse.Namespace) -> int:
     channels = build_channels(settings)
     store = StateStore(settings.state_path)
     try:
-        records, total = _worst_active(store, None if args.all else STATUS_LIMIT)
+        records, total = store.worst_active(None if args.all else STATUS_LIMIT)
         health = store.channel_health()
         now = time.time()
         mutes = {event: until for event, until in store.load_mutes().items() if until > now}
