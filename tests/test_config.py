@@ -172,20 +172,13 @@ def test_the_quick_reader_agrees_with_the_full_one(tmp_path):
         full.retry.first, full.retry.longest, full.retry.expiry)
 
 
-def test_engine_gets_the_retention_settings_once_it_takes_them(monkeypatch, tmp_path):
+def test_engine_gets_the_retention_settings(tmp_path):
     from tray_alerts import wiring
 
-    settings = load_settings(write(tmp_path, "[alerts]\nhistory_max_age = 2d\nhistory_max_rows = 10\n"), {})
-
-    class Takes:
-        def __init__(self, *args, history_max_age: float = 0.0, history_max_rows: int = 0, **kwargs):
-            pass
-
-    class Older:
-        def __init__(self, *args, delivery_timeout: float = 10.0, **kwargs):
-            pass
-
-    monkeypatch.setattr(wiring, "Engine", Takes)
-    assert wiring._retention(settings) == {"history_max_age": 172800.0, "history_max_rows": 10}
-    monkeypatch.setattr(wiring, "Engine", Older)
-    assert wiring._retention(settings) == {}
+    settings = load_settings(write(tmp_path, f"[alerts]\nstate_dir = {tmp_path / 'state'}\nhistory_max_age = 2d\n"
+                                              "history_max_rows = 10\n[channel.desktop]\nenabled = no\n"), {})
+    engine = wiring.build_engine(settings, wiring.ChannelSet({}, {}), retry_in_background=False)
+    try:
+        assert (engine.history_max_age, engine.history_max_rows) == (172800.0, 10)
+    finally:
+        engine.close()

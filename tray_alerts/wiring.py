@@ -1,10 +1,9 @@
 """Settings -> channels and Engine; shared by the app, the CLI and the module-level raise_alert."""
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .config import ChannelSettings, Settings
@@ -72,15 +71,8 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   retry=settings.retry, retry_in_background=retry_in_background,
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
-                  reminders=settings.reminders, **_retention(settings))
-
-
-def _retention(settings: Settings) -> dict[str, Any]:
-    """[alerts] history_max_age and history_max_rows, for an Engine that takes them (they are being added to it:
-    until then they are not passed)."""
-    taken = inspect.signature(Engine).parameters
-    wanted = {"history_max_age": float(settings.history_max_age), "history_max_rows": int(settings.history_max_rows)}
-    return {key: value for key, value in wanted.items() if key in taken}
+                  reminders=settings.reminders, history_max_age=float(settings.history_max_age),
+                  history_max_rows=int(settings.history_max_rows))
 
 
 @dataclass(frozen=True)
