@@ -81,6 +81,11 @@ class AlertShape:
     label_keys: tuple[str, ...] = ()
     generator_url: str = ""
 
+    @classmethod
+    def checked(cls, labels: Iterable[str] = (), generator_url: str = "") -> AlertShape:
+        """From the `labels` and `generator_url` settings, each checked (SettingError naming the key)."""
+        return cls(label_names(" ".join(labels)), check_url("generator_url", generator_url) if generator_url else "")
+
     def labels(self, alert: Alert) -> dict[str, str]:
         """alertname = event, severity = level, instance = this host, then the context keys named in `labels`
         (those with a value: a null or empty one is left out, as Alertmanager treats an empty label)."""
@@ -131,8 +136,7 @@ class AlertmanagerChannel:
         self._url = check_url("url", url).rstrip("/") + "/api/v2/alerts"
         self.refresh = refresh
         self.timeout = timeout
-        self.shape = AlertShape(label_names(" ".join(labels)),
-                                check_url("generator_url", generator_url) if generator_url else "")
+        self.shape = AlertShape.checked(labels, generator_url)
         self._firing: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._posting = threading.Lock()  # one post at a time: a refresh in flight must not land after a resolve

@@ -39,8 +39,7 @@ class WebhookChannel:
         labels = tuple(labels)
         if self.format != "alertmanager" and (labels or generator_url):
             raise SettingError("labels" if labels else "generator_url", "only used with format = alertmanager")
-        self._shape = AlertShape(label_names(" ".join(labels)),
-                                 check_url("generator_url", generator_url) if generator_url else "")
+        self._shape = AlertShape.checked(labels, generator_url)
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> WebhookChannel:
