@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from ..model import Alert
-from ..values import parse_duration
+from ..values import parse_bool, parse_duration
 
 
 @runtime_checkable
@@ -66,6 +66,14 @@ def require(options: Mapping[str, str], key: str) -> str:
     if not value:
         raise NotConfigured(f"{key} is empty")
     return value
+
+
+def flag_option(options: Mapping[str, str], key: str, default: bool) -> bool:
+    """A yes/no setting (empty: `default`), or SettingError naming the key."""
+    try:
+        return parse_bool(options.get(key, "").strip() or ("yes" if default else "no"))
+    except ValueError as error:
+        raise SettingError(key, str(error)) from None
 
 
 def duration_option(options: Mapping[str, str], key: str, default: str) -> float:

@@ -17,8 +17,7 @@ from typing import Mapping
 from ..display import clock, context_lines, duration
 from ..model import Alert, truncate
 from ..templates import PLAIN, Wording
-from ..values import parse_bool
-from .base import DeliveryError, SettingError, require, send_to_each
+from .base import DeliveryError, SettingError, flag_option, require, send_to_each
 
 # Every message is 7-bit clean: the subject is folded here into RFC 2047 encoded words that keep every space (the
 # standard library's folder drops the space between two encoded words), the body is quoted-printable when not ASCII.
@@ -68,7 +67,7 @@ class EmailChannel:
         port_text = options.get("port", "").strip() or str(default_port)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise SettingError("port", f"not a port number: {port_text!r}")
-        verify, separately = _flag(options, "verify", True), _flag(options, "separately", False)
+        verify, separately = flag_option(options, "verify", True), flag_option(options, "separately", False)
         sender = options.get("from", "").strip() or f"tray-alerts@{socket.gethostname()}"
         username, password = options.get("username", "").strip(), options.get("password", "")
         for key, value in (("username", username), ("password", password)):
@@ -228,14 +227,6 @@ class EmailChannel:
 def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
     """`a@example.org (550)`, one entry per refused address."""
     return ", ".join(f"{address} ({code})" for address, (code, _) in sorted(refused.items()))
-
-
-def _flag(options: Mapping[str, str], key: str, default: bool) -> bool:
-    """A yes/no setting, or SettingError naming the key."""
-    try:
-        return parse_bool(options.get(key, "").strip() or ("yes" if default else "no"))
-    except ValueError as error:
-        raise SettingError(key, str(error)) from None
 
 
 def _reason(error: BaseException) -> str:
