@@ -11,6 +11,7 @@ from tray_alerts import Engine, Level
 from tray_alerts.api import PushApi
 from tray_alerts.clock import FakeClock
 from tray_alerts.reminders import ReminderPolicy
+from tray_alerts.state import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -79,18 +80,23 @@ def test_another_process_sees_the_acknowledgement(channels, state_path):
         first.raise_alert("disk", "critical", "disk full")  # a write here catches up with the other process
         assert first.active_events()[0].acknowledged
 
+# a schema 7 file taken back to schema 5: without the dependency columns (schema 7) and acknowledged_at (schema 6)
+SCHEMA_5 = ("DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
+            " ALTER TABLE events DROP COLUMN depends_on; ALTER TABLE events DROP COLUMN acknowledged_at;"
+            " PRAGMA user_version=5;")
+
 
 def test_a_schema_5_file_gains_the_column_and_keeps_its_events(channels, state_path):
     with Engine(channels, ROUTES, state_path) as engine:
         engine.raise_alert("disk", "warning", "disk at 91%")
     db = sqlite3.connect(state_path)
-    db.executescript("ALTER TABLE events DROP COLUMN acknowledged_at; PRAGMA user_version=5;")
+    db.executescript(SCHEMA_5)
     db.close()
     with Engine(channels, ROUTES, state_path) as engine:
         (record,) = engine.active_events()
         assert (record.event, record.acknowledged) == ("disk", False)
         assert engine.acknowledge("disk").kind == "acknowledged"
-    assert sqlite3.connect(state_path).execute("PRAGMA user_version").fetchone()[0] == 6
+    assert sqlite3.connect(state_path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 # ---- push API ------------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ def test_a_schema_5_files_hold_lines_no_longer_count_as_failures(channels, state
                " (9e9, 'disk', 'delivery', 'warning', 'm', 'slack', 0, 'held while snoozed until 14:30:00')")
     db.execute("INSERT INTO history (at, event, kind, level, message, channel, ok, detail) VALUES"
                " (9e9, 'disk', 'delivery', 'warning', 'm', 'email', 0, 'HTTP 500')")
-    db.executescript("ALTER TABLE events DROP COLUMN acknowledged_at; PRAGMA user_version=5;")
+    db.executescript(SCHEMA_5)
     db.close()
     store = StateStore(state_path)
     try:

@@ -7,9 +7,9 @@ from dataclasses import fields, replace
 import pytest
 
 from tray_alerts.lifecycle import (ACKNOWLEDGED, ALREADY_ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, ESCALATION,
-                                   FIRED, FIRING, NOT_ACTIVE, NOT_DUE, RECOVERY, REMINDED, REMINDER, Acknowledge,
-                                   ActiveEvent, Clear, Policy, Raise, Remind, Transition, decide, due_reminders,
-                                   reminder_due)
+                                   FIRED, FIRING, NOT_ACTIVE, NOT_DUE, RECOVERY, REINHIBITED, RELEASED, REMINDED,
+                                   REMINDER, Acknowledge, ActiveEvent, Clear, Policy, Raise, Release, Remind,
+                                   Transition, decide, due_reminders, inhibitor, reminder_due)
 from tray_alerts.model import Level, from_timestamp
 from tray_alerts.reminders import ReminderPolicy
 from tray_alerts.routing import Routing
@@ -351,3 +351,90 @@ def test_routing_without_overrides_and_coerce():
     assert Routing.coerce(routing) is routing
     made = Routing.coerce({"error": ["email"]})
     assert isinstance(made, Routing) and made.channels_for("x", ERROR) == ("email",)
+
+
+# ---- dependencies: an active parent inhibits its children ------------------------------------------------------
+
+LOGGED = Routing({INFO: ["log"], WARNING: ["log", "slack"], ERROR: ["log", "email", "desktop"],
+                  CRITICAL: ["log", "sms"]})
+WITH_LOG = Policy(LOGGED.channels_for, EVERYONE, lambda event, level: 60.0, log_channels=frozenset({"log"}))
+
+
+def inhibited(level=WARNING, parent="network") -> ActiveEvent:
+    """A child that fired while its parent was active."""
+    raised = Raise("disk", level, "disk at 91%", {}, depends_on=("network",))
+    return decide(None, raised, T0, WITH_LOG, "ep1", inhibited_by=parent).after
+
+
+@pytest.mark.parametrize("depends_on, active, expected", [
+    ((), set(), None), (("network",), set(), None), (("network",), {"network"}, "network"),
+    (("vpn", "network"), {"network", "vpn"}, "vpn"), (("vpn", "network"), {"network"}, "network"),
+    (("disk",), {"disk"}, None)])  # an event is never its own parent
+def test_the_inhibitor_is_the_first_parent_that_is_active(depends_on, active, expected):
+    assert inhibitor("disk", depends_on, active.__contains__) == expected
+
+
+def test_a_child_firing_while_its_parent_is_active_is_kept_and_tells_only_the_log():
+    transition = decide(None, Raise("disk", ERROR, "disk at 99%", depends_on=("network",)), T0, WITH_LOG, "ep1",
+                        inhibited_by="network")
+    assert transition.kind == FIRED and channels(transition) == ["log"]
+    after = transition.after
+    assert after.inhibited_by == "network" and after.told == {"log"} and after.depends_on == ("network",)
+
+
+def test_a_child_with_no_parent_active_fires_as_any_other():
+    transition = decide(None, Raise("disk", ERROR, "x", depends_on=("network",)), T0, WITH_LOG, "ep1")
+    assert channels(transition) == ["log", "email", "desktop"] and transition.after.inhibited_by is None
+
+
+def test_an_inhibited_child_escalating_still_tells_only_the_log():
+    transition = decide(inhibited(WARNING), Raise("disk", CRITICAL, "worse"), T0 + 5, WITH_LOG, inhibited_by="network")
+    assert transition.kind == ESCALATED and channels(transition) == ["log"]
+    assert transition.after.inhibited_by == "network" and transition.after.depends_on == ("network",)
+
+
+def test_a_child_already_told_is_not_inhibited_by_a_parent_that_fired_after_it():
+    told = decide(None, Raise("disk", WARNING, "x", depends_on=("network",)), T0, WITH_LOG, "ep1").after
+    transition = decide(told, Raise("disk", ERROR, "worse"), T0 + 5, WITH_LOG, inhibited_by="network")
+    assert channels(transition) == ["log", "email", "desktop"] and transition.after.inhibited_by is None
+
+
+def test_a_release_tells_every_channel_not_told_yet_once_saying_what_recovered():
+    transition = decide(inhibited(ERROR), Release("disk", "network"), T0 + 300, WITH_LOG)
+    assert transition.kind == RELEASED and channels(transition) == ["email", "desktop"] and kinds(transition) == {FIRING}
+    assert transition.after.inhibited_by is None and transition.after.told == {"log", "email", "desktop"}
+    alert = transition.notices[0].alert
+    assert alert.released_from == "network" and alert.note() == "still firing after network recovered"
+    assert alert.at == from_timestamp(T0 + 300) and alert.since == from_timestamp(T0)
+
+
+def test_a_release_while_another_parent_is_active_inhibits_by_that_one_and_tells_nobody():
+    transition = decide(inhibited(ERROR), Release("disk", "network"), T0 + 300, WITH_LOG, inhibited_by="vpn")
+    assert transition.kind == REINHIBITED and transition.notices == () and transition.after.inhibited_by == "vpn"
+
+
+@pytest.mark.parametrize("current", [None, "told", "other parent"])
+def test_a_release_of_an_event_not_inhibited_by_that_parent_does_nothing(current):
+    record = {None: None, "told": fired(ERROR, policy=WITH_LOG), "other parent": inhibited(parent="vpn")}[current]
+    transition = decide(record, Release("disk", "network"), T0 + 300, WITH_LOG)
+    assert transition.kind == NOT_ACTIVE and transition.notices == () and not transition.changes_state
+
+
+def test_an_inhibited_child_that_recovers_tells_only_the_log():
+    transition = decide(inhibited(ERROR), Clear("disk"), T0 + 60, WITH_LOG)
+    assert transition.kind == CLEARED and channels(transition) == ["log"]
+
+
+def test_an_inhibited_child_is_never_due_a_reminder():
+    assert not reminder_due(inhibited(), T0 + 3600, WITH_LOG)
+    assert reminder_due(decide(inhibited(), Release("disk", "network"), T0 + 10, WITH_LOG).after, T0 + 3600, WITH_LOG)
+
+
+@pytest.mark.parametrize("kind", [RELEASED, REINHIBITED])
+def test_releases_are_written(kind):
+    assert Transition(kind, None, None).changes_state
+
+
+def test_a_released_alert_survives_the_outbox_round_trip():
+    alert = decide(inhibited(), Release("disk", "network"), T0 + 10, WITH_LOG).notices[0].alert
+    assert type(alert).from_dict(alert.to_dict()) == alert

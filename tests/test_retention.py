@@ -11,7 +11,7 @@ from tray_alerts import DeliveryError, Engine, Level
 from tray_alerts.background import MAINTAIN_EVERY, PRUNE_WRITES
 from tray_alerts.clock import FakeClock
 from tray_alerts.lifecycle import Clear, Raise
-from tray_alerts.state import PRUNE_BATCH, StateStore, StoreFault
+from tray_alerts.state import PRUNE_BATCH, SCHEMA_VERSION, StateStore, StoreFault
 
 DAY = 86400.0
 ROUTES = {level: ["log"] for level in Level}
@@ -273,7 +273,7 @@ def test_an_older_file_is_made_incremental_once_at_open_and_keeps_its_data(tmp_p
     store = StateStore(path)
     try:
         assert store._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == 6  # older versions still open it
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # older versions still open it
         assert lines(store) == [("e", "fired")]
         assert "converted to incremental vacuum" in caplog.text
     finally:

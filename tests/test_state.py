@@ -236,3 +236,41 @@ def test_events_read_back_are_the_events_written_whatever_their_context(tmp_path
         assert state_module._FILL_IN_PLACE  # (the quick way is the one tested)
     finally:
         store.close()
+
+
+def test_dependencies_round_trip_and_the_inhibited_are_found_by_their_parent(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    try:
+        with store.write() as tx:
+            tx.put_event(record("child", depends_on=("network", "vpn"), inhibited_by="network"))
+            tx.put_event(record("other", episode="ep2", inhibited_by="vpn"))
+            tx.put_event(record("network", episode="ep3"))
+        (child,) = [r for r in store.load_active() if r.event == "child"]
+        assert (child.depends_on, child.inhibited_by) == (("network", "vpn"), "network")
+        with store.write() as tx:
+            assert [r.event for r in tx.inhibited_by("network")] == ["child"]
+            assert tx.inhibited_by("nothing") == [] and tx.event("network").depends_on == ()
+    finally:
+        store.close()
+
+
+def test_a_schema_6_file_gains_dependencies_and_keeps_its_events(tmp_path):
+    path = tmp_path / "state.db"
+    store = StateStore(path)
+    with store.write() as tx:
+        tx.put_event(record("disk", acknowledged_at=5.0))
+    store.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
+                     " ALTER TABLE events DROP COLUMN depends_on; PRAGMA user_version=6;")
+    db.close()
+    store = StateStore(path)
+    try:
+        (event,) = store.load_active()
+        assert (event.event, event.acknowledged_at, event.depends_on, event.inhibited_by) == ("disk", 5.0, (), None)
+        assert store._reader.execute("PRAGMA user_version").fetchone()[0] == 7
+        with store.write() as tx:
+            tx.put_event(record("child", episode="ep9", inhibited_by="disk"))
+            assert [r.event for r in tx.inhibited_by("disk")] == ["child"]
+    finally:
+        store.close()

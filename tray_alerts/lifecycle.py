@@ -12,6 +12,7 @@ FIRED, ESCALATED, DEBOUNCED = "fired", "escalated", "debounced"
 CLEARED, NOT_ACTIVE = "cleared", "not active"
 REMINDED, NOT_DUE = "reminded", "not due"
 ACKNOWLEDGED, ALREADY_ACKNOWLEDGED = "acknowledged", "already acknowledged"
+RELEASED, REINHIBITED = "released", "reinhibited"
 
 FIRING, ESCALATION, REMINDER, RECOVERY = "firing", "escalation", "reminder", "recovery"
 
@@ -33,10 +34,16 @@ class ActiveEvent:
     reminded_at: float = 0.0
     episode: str = ""
     acknowledged_at: float | None = None  # a person said "I'm on it": reminders and pop-ups stop until escalation
+    depends_on: tuple[str, ...] = ()  # parents: while one of them fires, this event tells only the log
+    inhibited_by: str | None = None  # the active parent holding this event's notifications back
 
     @property
     def acknowledged(self) -> bool:
         return self.acknowledged_at is not None
+
+    @property
+    def inhibited(self) -> bool:
+        return self.inhibited_by is not None
 
     def alert(self) -> Alert:
         """The firing as an Alert (the latest firing or escalation)."""
@@ -52,6 +59,7 @@ class Raise:
     level: Level
     message: str
     context: Mapping = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()  # events that, while active, inhibit this one
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,15 @@ class Remind:
     event: str
 
 
-Request = Union[Raise, Clear, Remind, Acknowledge]
+@dataclass(frozen=True)
+class Release:
+    """A parent of an inhibited event has recovered: the event notifies now, unless another parent still fires."""
+
+    event: str
+    parent: str
+
+
+Request = Union[Raise, Clear, Remind, Acknowledge, Release]
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,7 @@ class Policy:
     route: Callable[[str, Level], tuple[str, ...]]  # channels for a firing (only ones that exist)
     present: frozenset[str]  # channels that exist now (a recovery or reminder goes to those told that still do)
     remind_every: Callable[[str, Level], float | None] = lambda event, level: None
+    log_channels: frozenset[str] = frozenset()  # the channels an inhibited event still tells (it is kept on record)
 
 
 @dataclass(frozen=True)
@@ -110,39 +127,66 @@ class Transition:
     @property
     def changes_state(self) -> bool:
         """Whether the stored event must be written (a debounce only counts, in memory first)."""
-        return self.kind in (FIRED, ESCALATED, CLEARED, REMINDED, ACKNOWLEDGED)
+        return self.kind in (FIRED, ESCALATED, CLEARED, REMINDED, ACKNOWLEDGED, RELEASED, REINHIBITED)
+
+
+def inhibitor(event: str, depends_on: Iterable[str], active: Callable[[str], bool]) -> str | None:
+    """The first parent of `event` that is active now (it inhibits the event), or None."""
+    return next((parent for parent in depends_on if parent != event and active(parent)), None)
 
 
 def decide(current: ActiveEvent | None, request: Request, now: float, policy: Policy,
-           episode_id: str = "") -> Transition:
+           episode_id: str = "", inhibited_by: str | None = None) -> Transition:
     """The transition `request` causes on an event whose stored state is `current`, at time `now`.
 
-    `episode_id` names a new episode should this request start one."""
+    `episode_id` names a new episode should this request start one; `inhibited_by` is the active parent of the
+    event (see `inhibitor`) for a raise, or another parent still active for a release."""
     if isinstance(request, Raise):
-        return _raise(current, request, now, policy, episode_id)
+        return _raise(current, request, now, policy, episode_id, inhibited_by)
     if isinstance(request, Clear):
         return _clear(current, request, now, policy)
     if isinstance(request, Acknowledge):
         return _acknowledge(current, now)
+    if isinstance(request, Release):
+        return _release(current, request, now, policy, inhibited_by)
     return _remind(current, now, policy)
 
 
-def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Policy, episode_id: str) -> Transition:
+def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Policy, episode_id: str,
+           inhibited_by: str | None) -> Transition:
     if current is not None and current.level >= request.level:
         return Transition(DEBOUNCED, current, replace(current, seen=current.seen + 1, last_seen=now))
     route = policy.route(request.event, request.level)
+    depends_on = request.depends_on or (current.depends_on if current is not None else ())
+    if current is not None and not current.inhibited:
+        inhibited_by = None  # its channels know of it already: they hear how it goes on
+    if inhibited_by is not None:  # kept on record, told to the log alone until its parent recovers
+        route = tuple(name for name in route if name in policy.log_channels)
     if current is None:
         after = ActiveEvent(request.event, request.level, request.message, dict(request.context), since=now, at=now,
-                            seen=1, last_seen=now, told=frozenset(route), episode=episode_id)
+                            seen=1, last_seen=now, told=frozenset(route), episode=episode_id, depends_on=depends_on,
+                            inhibited_by=inhibited_by)
         kind, notice_kind = FIRED, FIRING
     else:  # a higher level: the new route hears it, every channel told before still counts as told, and an
         # acknowledgement of the lower level no longer holds
         after = replace(current, level=request.level, message=request.message, context=dict(request.context),
                         at=now, seen=current.seen + 1, last_seen=now, told=current.told | frozenset(route),
-                        acknowledged_at=None)
+                        acknowledged_at=None, depends_on=depends_on, inhibited_by=inhibited_by)
         kind, notice_kind = ESCALATED, ESCALATION
     alert = after.alert()
     return Transition(kind, current, after, tuple(Notice(name, notice_kind, alert) for name in route))
+
+
+def _release(current: ActiveEvent | None, request: Release, now: float, policy: Policy,
+             still_inhibited_by: str | None) -> Transition:
+    if current is None or current.inhibited_by != request.parent:
+        return Transition(NOT_ACTIVE, current, current)
+    if still_inhibited_by is not None:
+        return Transition(REINHIBITED, current, replace(current, inhibited_by=still_inhibited_by))
+    route = [name for name in policy.route(current.event, current.level) if name not in current.told]
+    after = replace(current, inhibited_by=None, told=current.told | frozenset(route))
+    alert = replace(after.alert(), at=from_timestamp(now), released_from=request.parent)
+    return Transition(RELEASED, current, after, tuple(Notice(name, FIRING, alert) for name in route))
 
 
 def _clear(current: ActiveEvent | None, request: Clear, now: float, policy: Policy) -> Transition:
@@ -177,7 +221,7 @@ def _remind(current: ActiveEvent | None, now: float, policy: Policy) -> Transiti
 
 def reminder_due(current: ActiveEvent, now: float, policy: Policy) -> bool:
     """Whether an event has fired long enough since its latest firing or reminder to be reminded of."""
-    if current.acknowledged:
+    if current.acknowledged or current.inhibited:
         return False
     every = policy.remind_every(current.event, current.level)
     return bool(every) and now - max(current.at, current.reminded_at) >= every  # type: ignore[operator]

@@ -102,6 +102,7 @@ class Alert:
     episode: str = ""
     possible_repeat: bool = False
     since: datetime | None = None  # when the episode began (its first firing)
+    released_from: str = ""  # the parent whose recovery let this firing out (it was inhibited until then)
 
     def __post_init__(self) -> None:
         self.level = Level.parse(self.level)
@@ -132,6 +133,8 @@ class Alert:
             notes.append(f"recovered{lasted}{began}")
         elif self.firing_for is not None and self.reminder:
             notes.append(f"reminder: still firing after {duration(self.firing_for)}")
+        elif self.released_from:
+            notes.append(f"still firing after {self.released_from} recovered")
         if self.possible_repeat:
             notes.append(POSSIBLE_REPEAT_NOTE)
         return "; ".join(notes) or None
@@ -150,6 +153,7 @@ class Alert:
             **({"episode": self.episode} if self.episode else {}),
             **({"possible_repeat": True} if self.possible_repeat else {}),
             **({"since": self.since.isoformat()} if self.since is not None else {}),
+            **({"released_from": self.released_from} if self.released_from else {}),
         }
 
     @classmethod
@@ -167,6 +171,7 @@ class Alert:
             episode=str(data.get("episode") or ""),
             possible_repeat=bool(data.get("possible_repeat", False)),
             since=datetime.fromisoformat(data["since"]) if data.get("since") else None,
+            released_from=str(data.get("released_from") or ""),
         )
 
 

@@ -27,9 +27,10 @@ from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_SNOOZE, Delivery
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows;
-# 6: + events.acknowledged_at. Not bumped for what an older version reads and writes as well (so it can still open
-# the file): the index events_worst_first and incremental auto-vacuum, each added at open when missing.
+SCHEMA_VERSION = 7  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows;
+# 6: + events.acknowledged_at; 7: + events.depends_on, events.inhibited_by. Not bumped for what an older version
+# reads and writes as well (so it can still open the file): the index events_worst_first and incremental
+# auto-vacuum, each added at open when missing.
 CHANGES_KEEP = 10_000  # revisions of the change log kept; a reader further behind reloads everything
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
 DEFAULT_BUSY_TIMEOUT = 2.0
@@ -56,8 +57,11 @@ CREATE TABLE IF NOT EXISTS events (
     last_seen   REAL NOT NULL,
     told        TEXT NOT NULL,
     reminded_at REAL NOT NULL DEFAULT 0,
-    acknowledged_at REAL
+    acknowledged_at REAL,
+    depends_on  TEXT NOT NULL DEFAULT '[]',
+    inhibited_by TEXT
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_inhibited ON events (inhibited_by) WHERE inhibited_by IS NOT NULL;
 CREATE TABLE IF NOT EXISTS changes (
     rev   INTEGER PRIMARY KEY,
     event TEXT NOT NULL,
@@ -133,7 +137,11 @@ _HOLD_LINES_ARE_NOT_FAILURES = ("UPDATE history SET ok = NULL WHERE ok = 0 AND c
                                 " (detail LIKE 'held %' OR detail LIKE 'grouped with others%'"
                                 " OR detail LIKE 'attempt % interrupted%')")
 _EVENT_COLUMNS = ("event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode,"
-                  " acknowledged_at")
+                  " acknowledged_at, depends_on, inhibited_by")
+_EVENT_PLACEHOLDERS = ", ".join("?" * len(_EVENT_COLUMNS.split(",")))
+_DEPENDENCIES_7 = ("ALTER TABLE events ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
+                   "ALTER TABLE events ADD COLUMN inhibited_by TEXT",
+                   "CREATE INDEX IF NOT EXISTS events_inhibited ON events (inhibited_by) WHERE inhibited_by IS NOT NULL")
 _REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
 
 
@@ -259,13 +267,17 @@ class StateStore:
             return
         with self.write() as tx:
             version = tx.db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 5:
-                tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
-                tx.db.execute(_HOLD_LINES_ARE_NOT_FAILURES)
-            elif 0 < version < 5:
-                _from_schema_4(tx.db, self.clock.time())
-            elif version == 0:
+            if version == 0:
                 _run_script(tx.db, _SCHEMA)
+            elif version < 5:
+                _from_schema_4(tx.db, self.clock.time())
+            else:  # each step from the file's schema on
+                if version == 5:
+                    tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
+                    tx.db.execute(_HOLD_LINES_ARE_NOT_FAILURES)
+                if version <= 6:
+                    for statement in _DEPENDENCIES_7:
+                        tx.db.execute(statement)
             tx.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _add_index(self) -> None:
@@ -600,7 +612,7 @@ class Transaction:
 
     def put_event(self, record: ActiveEvent) -> None:
         """Store a firing event as it is now."""
-        self.db.execute(f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+        self.db.execute(f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_PLACEHOLDERS})",
                         _event_to_row(record))
         self.touch([record.event], record.last_seen)
 
@@ -608,6 +620,11 @@ class Transaction:
         """The event no longer fires."""
         self.db.execute("DELETE FROM events WHERE event = ?", (event,))
         self.touch([event], at)
+
+    def inhibited_by(self, parent: str) -> list[ActiveEvent]:
+        """The events `parent` inhibits now."""
+        return _events_from_rows(self.db.execute(f"SELECT {_EVENT_COLUMNS} FROM events INDEXED BY events_inhibited"
+                                                 " WHERE inhibited_by = ?", (parent,)).fetchall())
 
     def add_seen(self, event: str, episode: str, count: int, last_seen: float) -> bool:
         """Add debounced repeats to an episode; False if that episode is no longer the stored one."""
@@ -812,10 +829,11 @@ class Transaction:
 # only while ActiveEvent is the plain dataclass this was written for; and no garbage collection while the rows
 # are read (100,000 new tuples and dicts would make it run over and over, finding nothing to free).
 _FIELDS = ("event", "level", "message", "context", "since", "at", "seen", "last_seen", "told", "reminded_at",
-           "episode", "acknowledged_at")
+           "episode", "acknowledged_at", "depends_on", "inhibited_by")
 _LEVELS = {level.value: level for level in Level}
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _TOLD: dict[str, frozenset[str]] = {}
+_NO_PARENTS: tuple[str, ...] = ()
 _FILL_IN_PLACE = (tuple(f.name for f in dataclasses.fields(ActiveEvent)) == _FIELDS
                   and not hasattr(ActiveEvent, "__post_init__") and not hasattr(ActiveEvent, "__slots__"))
 
@@ -844,8 +862,9 @@ def _event_from_row(row: tuple) -> ActiveEvent:
 def _events_from_rows(rows: Iterable[tuple]) -> list[ActiveEvent]:
     found: list[ActiveEvent] = []
     append, levels, told_of, new, fill = found.append, _LEVELS, _TOLD.get, object.__new__, object.__setattr__
-    for event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode, acknowledged_at \
-            in rows:
+    for (event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode, acknowledged_at,
+         depends_on, inhibited_by) in rows:
+        parents = _NO_PARENTS if depends_on == "[]" else tuple(_json(depends_on))
         context_of = _json(context)
         level_of = levels.get(level) or Level.parse(level)
         told_set = told_of(told) or _told(told)
@@ -854,10 +873,11 @@ def _events_from_rows(rows: Iterable[tuple]) -> list[ActiveEvent]:
             fill(record, "__dict__", {
                 "event": event, "level": level_of, "message": message, "context": context_of, "since": since,
                 "at": at, "seen": seen, "last_seen": last_seen, "told": told_set, "reminded_at": reminded_at,
-                "episode": episode, "acknowledged_at": acknowledged_at})
+                "episode": episode, "acknowledged_at": acknowledged_at, "depends_on": parents,
+                "inhibited_by": inhibited_by})
         else:
             record = ActiveEvent(event, level_of, message, context_of, since, at, seen, last_seen, told_set,
-                                 reminded_at, episode, acknowledged_at)
+                                 reminded_at, episode, acknowledged_at, parents, inhibited_by)
         append(record)
     return found
 
@@ -877,7 +897,7 @@ def _no_collection() -> Iterator[None]:
 def _event_to_row(record: ActiveEvent) -> tuple:
     return (record.event, record.level.value, record.message, json.dumps(dict(record.context)), record.since,
             record.at, record.seen, record.last_seen, json.dumps(sorted(record.told)), record.reminded_at,
-            record.episode, record.acknowledged_at)
+            record.episode, record.acknowledged_at, json.dumps(list(record.depends_on)), record.inhibited_by)
 
 
 def _delivery_from_row(row: tuple) -> Delivery:
@@ -924,7 +944,7 @@ def _from_schema_4(db: sqlite3.Connection, now: float) -> None:
     db.execute("ALTER TABLE history ADD COLUMN delivery INTEGER")
     for event, level, message, context, since, at, seen, last_seen, told in db.execute(
             "SELECT event, level, message, context, since, at, seen, last_seen, told FROM active").fetchall():
-        db.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL)",
+        db.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, NULL, '[]', NULL)",
                    (event, level, message, context, since, at, seen, last_seen, told, _old_episode(event, since)))
     for channel, event, since, alert, attempts, next_at, expires_at, last_error in db.execute(
             "SELECT channel, event, since, alert, attempts, next_at, expires_at, last_error FROM outbox_4"
