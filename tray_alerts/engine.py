@@ -15,12 +15,14 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .background import Background
 from .channels.base import Channel
+from .channels.log import LogChannel
 from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .deferral import Deferral, Deferred
 from .delivery import Dispatcher
 from .display import clock as clock_text
-from .lifecycle import (ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE, REMINDED,
-                        Acknowledge, ActiveEvent, Clear, Policy, Raise, Remind, Request, Transition, decide)
+from .lifecycle import (ACKNOWLEDGED, CLEARED, DEBOUNCED, ESCALATED, ESCALATION, FIRED, FIRING, NOT_ACTIVE,
+                        REINHIBITED, RELEASED, REMINDED, Acknowledge, ActiveEvent, Clear, Policy, Raise, Release, Remind,
+                        Request, Transition, decide)
 from .mirror import Mirror
 from .model import Alert, Level, check_event, clean_context, clean_message, from_timestamp
 from .outbox import RESULT_DELIVERED, RESULT_DROPPED, RESULT_FAILED, RESULT_RETRYING, Outbox, RetryPolicy
@@ -39,7 +41,8 @@ log = logging.getLogger(__name__)
 DEFAULT_DELIVERY_TIMEOUT = 10.0
 _RANK = {level: rank for rank, level in enumerate(Level)}
 _LEVEL_LOOKUP: dict[Any, Level] = {level.value: level for level in Level}  # Level hashes as its value
-_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded"}
+_KIND_LINES = {FIRED: "fired", ESCALATED: "escalated", CLEARED: "cleared", REMINDED: "reminded", RELEASED: "released",
+               REINHIBITED: "inhibited"}
 _ANSWER_STATUS = {RESULT_DELIVERED: DELIVERED, RESULT_FAILED: FAILED, RESULT_RETRYING: RETRYING,
                   RESULT_DROPPED: DROPPED, QUEUED: QUEUED}
 _NO_MUTES: dict[str, float] = {}
@@ -74,6 +77,8 @@ class Engine:
         clock: Clock | None = None,
         history_max_age: float = 30 * 86400,
         history_max_rows: int = 100_000,
+        dependencies: Mapping[str, Iterable[str]] | None = None,
+        log_channels: Iterable[str] | None = None,
     ):
         if not history_max_age > 0:
             raise ValueError(f"history_max_age must be a number of seconds above 0, got {history_max_age!r}")
@@ -97,7 +102,12 @@ class Engine:
         self.storm = StormControl(limits or {})
         self.outbox = Outbox(self.store, self._dispatcher, self.retry, self.clock, self._conditions, self.storm,
                              self._answered, self._never_told)
-        self.policy = Policy(self._route, frozenset(self.channels), self.reminders.interval)
+        # parents per event (a monitor's depends_on; a pushed raise names its own), and the channels an inhibited
+        # event still tells (by default the log channels)
+        self.dependencies = {event: tuple(parents) for event, parents in (dependencies or {}).items()}
+        self.log_channels = frozenset(log_channels) if log_channels is not None else frozenset(
+            name for name, channel in self.channels.items() if isinstance(channel, LogChannel))
+        self.policy = Policy(self._route, frozenset(self.channels), self.reminders.interval, self.log_channels)
         self._waiters: dict[int, _Waiter] = {}
         self._subscribers: list[Callable[[], None]] = []
         self._subscribers_lock = threading.Lock()
@@ -202,25 +212,54 @@ class Engine:
                wait: float | None = None) -> tuple[Transition, list[Delivery], dict[str, ChannelOutcome]]:
         """Catch up with other writers, decide on the file's state of the event, write the state and the rows
         it causes."""
+        request = self._with_dependencies(request)
+        released: list[Transition] = []
         with self.store.write(wait) as tx:
             self.mirror.sync(tx)
             current = self.mirror.with_repeats(tx.event(request.event))  # the file's, as this write sees it
-            transition = decide(current, request, now, self.policy, _episode_id())
+            transition = decide(current, request, now, self.policy, _episode_id(), _stored(tx))
             rows: list[Delivery] = []
             outcomes: dict[str, ChannelOutcome] = {}
             if transition.changes_state:
-                rows, outcomes, untold = self._create_rows(tx, transition, now, told_directly)
-                if untold and transition.after is not None:  # storm control dropped a firing: that channel never
-                    transition = replace(transition, after=replace(transition.after,  # heard of the episode
-                                                                   told=transition.after.told - untold))
-                self._write_state(tx, request, transition, now)
-            tx.after_commit.append(lambda: self._committed(tx, request, transition, now))
+                transition, rows, outcomes = self._store_transition(tx, request, transition, now, told_directly)
+            if transition.kind == CLEARED:
+                released = self._release_children(tx, request.event, now)
+            tx.after_commit.append(lambda: self._committed(tx, request, transition, now, released))
+        if released:
+            self.outbox.wake.set()  # the released children's rows wait for the outbox's next pass
         if transition.changes_state:
             message = getattr(request, "message", None)
             log.info("%s %s at %s%s", transition.kind, request.event,
                      (transition.after or transition.before).level.value,  # type: ignore[union-attr]
                      f": {message}" if message else "")
         return transition, rows, outcomes
+
+    def _with_dependencies(self, request: Request) -> Request:
+        """A raise that names no parents gets its monitor's (`depends_on` in its settings)."""
+        if isinstance(request, Raise) and not request.depends_on and request.event in self.dependencies:
+            return replace(request, depends_on=self.dependencies[request.event])
+        return request
+
+    def _store_transition(self, tx: Transaction, request: Request, transition: Transition, now: float,
+                          told_directly: frozenset[str] = frozenset(), claim: bool = True
+                          ) -> tuple[Transition, list[Delivery], dict[str, ChannelOutcome]]:
+        """Write a transition's rows and the event's new state (the channels a dropped firing leaves untold are
+        not counted as told)."""
+        rows, outcomes, untold = self._create_rows(tx, transition, now, told_directly, claim)
+        if untold and transition.after is not None:  # storm control dropped a firing: that channel never heard
+            transition = replace(transition, after=replace(transition.after, told=transition.after.told - untold))
+        self._write_state(tx, request, transition, now)
+        return transition, rows, outcomes
+
+    def _release_children(self, tx: Transaction, parent: str, now: float) -> list[Transition]:
+        """In the parent's clear: each event it inhibited notifies now, or stays inhibited by another parent."""
+        released = []
+        for child in tx.inhibited_by(parent):
+            request = Release(child.event, parent)
+            transition = decide(self.mirror.with_repeats(child), request, now, self.policy, active=_stored(tx))
+            if transition.changes_state:
+                released.append(self._store_transition(tx, request, transition, now, claim=False)[0])
+        return released
 
     def _write_state(self, tx: Transaction, request: Request, transition: Transition, now: float) -> None:
         """The event's new state (repeats counted so far included) and its history line."""
@@ -233,18 +272,25 @@ class Engine:
             tx.put_event(after)
             tx.history(now, after.event, "acknowledged", after.level, after.message)
             tx.drop_reminders(after.event, after.episode, now, "dropped: the alert was acknowledged")
+        elif isinstance(request, Release) and after is not None:
+            tx.put_event(after)
+            line = (f"notified: {request.parent} recovered" if transition.kind == RELEASED
+                    else f"still inhibited: {after.inhibited_by} fires")
+            tx.history(now, after.event, _KIND_LINES[transition.kind], after.level, line)
         elif isinstance(request, Remind) and after is not None:
             tx.put_event(after)
             note = transition.notices[0].alert.note() if transition.notices else None
             tx.history(now, after.event, "reminded", after.level, after.message, detail=note or "")
         elif after is not None:
             tx.put_event(after)
-            tx.history(now, after.event, _KIND_LINES[transition.kind], after.level, after.message)
+            tx.history(now, after.event, _KIND_LINES[transition.kind], after.level, after.message,
+                       detail=f"inhibited by {after.inhibited_by}: told only the log" if after.inhibited_by else "")
 
-    def _create_rows(self, tx: Transaction, transition: Transition, now: float, told_directly: frozenset[str]
-                     ) -> tuple[list[Delivery], dict[str, ChannelOutcome], set[str]]:
+    def _create_rows(self, tx: Transaction, transition: Transition, now: float, told_directly: frozenset[str],
+                     claim: bool = True) -> tuple[list[Delivery], dict[str, ChannelOutcome], set[str]]:
         """One row per notice (per recipient), each run through the stages as it is written; also returns the
-        channels a dropped firing leaves untold."""
+        channels a dropped firing leaves untold. Rows to send now are claimed for this process to send at once
+        (`claim`), else left for the outbox's next pass."""
         state = transition.after or transition.before
         assert state is not None
         pending = tx.pending_ids(state.event) if transition.notices else {}
@@ -266,7 +312,10 @@ class Engine:
                                                                          " be written")
                     continue
                 verdict = self.outbox.judge(row, conditions, now)
-                if verdict.action == SEND:
+                if verdict.action == SEND and not claim:
+                    row = tx.insert(row)
+                    outcomes[notice.channel] = ChannelOutcome(QUEUED)
+                elif verdict.action == SEND:
                     row = tx.insert(row, lease_until=now + self.outbox.lease_seconds, owner=self.outbox.owner,
                                     in_flight=True)
                     claimed.append(row)
@@ -290,8 +339,11 @@ class Engine:
             self._waiters[row.id] = _Waiter()
         return claimed, outcomes, untold
 
-    def _committed(self, tx: Transaction, request: Request, transition: Transition, now: float) -> None:
+    def _committed(self, tx: Transaction, request: Request, transition: Transition, now: float,
+                   released: Iterable[Transition] = ()) -> None:
         """After the commit (still in order with other writes): memory follows the file."""
+        for child in released:
+            self.mirror.follow(child.after.event, child.after, tx.new_revision)  # type: ignore[union-attr]
         if transition.kind == DEBOUNCED and isinstance(request, Raise) and transition.after is not None:
             self.mirror.note_repeat(request, transition.after.episode, now)
             self.mirror.advance(tx.new_revision)
@@ -365,8 +417,10 @@ class Engine:
     def _defer(self, request: Request, fault: StoreFault) -> Result:
         """Keep a request for when the file can be written; meanwhile the channels that need no state hear of it."""
         now = self.clock.time()
+        request = self._with_dependencies(request)
         current = self.deferral.state_of(request.event, self.mirror.current)
-        transition = decide(current, request, now, self.policy, _episode_id())
+        transition = decide(current, request, now, self.policy, _episode_id(),
+                            lambda name: self.deferral.state_of(name, self.mirror.current) is not None)
         answers = {}
         for notice in transition.notices:
             if getattr(self.channels.get(notice.channel), "stateless", False):
@@ -609,6 +663,11 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stored(tx: Transaction) -> Callable[[str], bool]:
+    """Whether an event is active in the file, as this write sees it."""
+    return lambda event: tx.event(event) is not None
 
 
 def _episode_id() -> str:

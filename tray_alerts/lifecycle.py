@@ -136,30 +136,31 @@ def inhibitor(event: str, depends_on: Iterable[str], active: Callable[[str], boo
 
 
 def decide(current: ActiveEvent | None, request: Request, now: float, policy: Policy,
-           episode_id: str = "", inhibited_by: str | None = None) -> Transition:
+           episode_id: str = "", active: Callable[[str], bool] = lambda event: False) -> Transition:
     """The transition `request` causes on an event whose stored state is `current`, at time `now`.
 
-    `episode_id` names a new episode should this request start one; `inhibited_by` is the active parent of the
-    event (see `inhibitor`) for a raise, or another parent still active for a release."""
+    `episode_id` names a new episode should this request start one; `active` says whether another event fires
+    now (a parent that fires inhibits the event)."""
     if isinstance(request, Raise):
-        return _raise(current, request, now, policy, episode_id, inhibited_by)
+        return _raise(current, request, now, policy, episode_id, active)
     if isinstance(request, Clear):
         return _clear(current, request, now, policy)
     if isinstance(request, Acknowledge):
         return _acknowledge(current, now)
     if isinstance(request, Release):
-        return _release(current, request, now, policy, inhibited_by)
+        return _release(current, request, now, policy, active)
     return _remind(current, now, policy)
 
 
 def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Policy, episode_id: str,
-           inhibited_by: str | None) -> Transition:
+           active: Callable[[str], bool]) -> Transition:
     if current is not None and current.level >= request.level:
         return Transition(DEBOUNCED, current, replace(current, seen=current.seen + 1, last_seen=now))
     route = policy.route(request.event, request.level)
     depends_on = request.depends_on or (current.depends_on if current is not None else ())
-    if current is not None and not current.inhibited:
-        inhibited_by = None  # its channels know of it already: they hear how it goes on
+    inhibited_by = None  # an event its channels know of already is not held back: they hear how it goes on
+    if current is None or current.inhibited:
+        inhibited_by = inhibitor(request.event, depends_on, active)
     if inhibited_by is not None:  # kept on record, told to the log alone until its parent recovers
         route = tuple(name for name in route if name in policy.log_channels)
     if current is None:
@@ -178,9 +179,11 @@ def _raise(current: ActiveEvent | None, request: Raise, now: float, policy: Poli
 
 
 def _release(current: ActiveEvent | None, request: Release, now: float, policy: Policy,
-             still_inhibited_by: str | None) -> Transition:
+             active: Callable[[str], bool]) -> Transition:
     if current is None or current.inhibited_by != request.parent:
         return Transition(NOT_ACTIVE, current, current)
+    others = [parent for parent in current.depends_on if parent != request.parent]
+    still_inhibited_by = inhibitor(current.event, others, active)
     if still_inhibited_by is not None:
         return Transition(REINHIBITED, current, replace(current, inhibited_by=still_inhibited_by))
     route = [name for name in policy.route(current.event, current.level) if name not in current.told]
