@@ -62,6 +62,8 @@ EXPECTED = {
     "missing_section_header.ini": ": line 1: text before the first [section]",
     "monitor_bad_regex.ini": " [monitor.syncthing] pattern: not a regular expression",
     "monitor_command_unbalanced_quote.ini": " [monitor.fsck] command: cannot be split into words",
+    "monitor_depends_on_itself.ini": " [monitor.a] depends_on: a monitor cannot depend on itself ('a')",
+    "monitor_depends_on_loop.ini": " [monitor.a] depends_on: monitors depend on each other in a loop: a -> b -> a",
     "monitor_empty_name.ini": " [monitor.]: unknown section",
     "monitor_enabled_not_a_boolean.ini": " [monitor.mem] enabled: not yes or no: 'maybe'",
     "monitor_failures_before_alert_zero.ini": " [monitor.mem] failures_before_alert: must be a whole number",

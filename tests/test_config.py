@@ -182,3 +182,36 @@ def test_engine_gets_the_retention_settings(tmp_path):
         assert (engine.history_max_age, engine.history_max_rows) == (172800.0, 10)
     finally:
         engine.close()
+
+
+def test_a_monitors_depends_on_reaches_the_engine_and_inhibits_its_alert(tmp_path):
+    from tray_alerts import wiring
+
+    log_file = tmp_path / "alerts.log"
+    settings = load_settings(write(tmp_path, f"""[alerts]
+state_dir = {tmp_path / 'state'}
+[channel.desktop]
+enabled = no
+[channel.file]
+type = log
+path = {log_file}
+[routing]
+error = file, desktop
+[monitor.router]
+type = tcp
+host = 127.0.0.1
+port = 9
+[monitor.nas]
+type = tcp
+host = 127.0.0.1
+port = 10
+depends_on = router, vpn
+"""), {})
+    assert settings.monitors["nas"].depends_on == ("router", "vpn") and settings.monitors["router"].depends_on == ()
+    engine = wiring.build_engine(settings, retry_in_background=False)
+    try:
+        assert engine.dependencies == {"nas": ("router", "vpn")} and {"file", "log"} <= engine.log_channels
+        engine.raise_alert("router", "error", "no route")
+        assert engine.raise_alert("nas", "error", "refused").record.inhibited_by == "router"
+    finally:
+        engine.close()

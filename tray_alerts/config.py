@@ -7,7 +7,7 @@ from typing import Mapping
 
 from .channels import CHANNEL_TYPES
 from .channels.base import SettingError
-from .monitors import MONITOR_TYPES, MonitorSpec, build_monitor
+from .monitors import MONITOR_TYPES, MonitorSpec, build_monitor, dependency_cycle
 from .model import Level
 from .outbox import RetryPolicy
 from .reminders import ReminderPolicy
@@ -162,6 +162,11 @@ def _monitors(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
                 raise ConfigError(items["channels"].file, f"unknown channel {channel!r} (known: {', '.join(channels)})",
                                   section, "channels")
         monitors[name] = spec
+    cycle = dependency_cycle({name: spec.depends_on for name, spec in monitors.items()})
+    if cycle:
+        value = merged[f"monitor.{cycle[0]}"]["depends_on"]
+        raise ConfigError(value.file, f"monitors depend on each other in a loop: {' -> '.join(cycle)}",
+                          f"monitor.{cycle[0]}", "depends_on")
     return monitors
 
 

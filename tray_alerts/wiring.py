@@ -72,7 +72,8 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
                   reminders=settings.reminders, history_max_age=float(settings.history_max_age),
-                  history_max_rows=int(settings.history_max_rows))
+                  history_max_rows=int(settings.history_max_rows),
+                  dependencies={name: spec.depends_on for name, spec in settings.monitors.items() if spec.depends_on})
 
 
 @dataclass(frozen=True)

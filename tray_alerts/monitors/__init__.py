@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from ..channels.base import SettingError
 from .base import Monitor, Options, Reading
@@ -39,6 +39,7 @@ class MonitorSpec:
     successes_before_clear: int = 1
     channels: tuple[str, ...] | None = None
     remind_every: float | None = None
+    depends_on: tuple[str, ...] = ()  # events (monitors or pushed) that, while they fire, inhibit this one
 
     @property
     def name(self) -> str:
@@ -53,15 +54,42 @@ def build_monitor(name: str, type_name: str, raw: Mapping[str, str]) -> MonitorS
     timeout = options.duration("timeout", 10.0)
     monitor = monitor_class.from_options(name, options, timeout)
     channels = options.text("channels")
+    depends_on = names(options.text("depends_on") or "")
+    if name in depends_on:
+        raise SettingError("depends_on", f"a monitor cannot depend on itself ({name!r})")
     return MonitorSpec(
         monitor=monitor,
         interval=options.duration("interval", monitor_class.DEFAULT_INTERVAL),
         timeout=timeout,
         failures_before_alert=_count(options, "failures_before_alert"),
         successes_before_clear=_count(options, "successes_before_clear"),
-        channels=tuple(c.strip() for c in channels.split(",") if c.strip()) if channels else None,
+        channels=names(channels) if channels else None,
         remind_every=options.duration("remind_every", None),
+        depends_on=depends_on,
     )
+
+
+def names(text: str) -> tuple[str, ...]:
+    """`a, b` as ('a', 'b'): a list of names in one setting."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def dependency_cycle(depends_on: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A loop of events that depend on each other (`['a', 'b', 'a']`), or None."""
+    acyclic: set[str] = set()
+
+    def walk(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node not in acyclic:
+            for parent in depends_on.get(node, ()):
+                loop = walk(parent, path + [node])
+                if loop:
+                    return loop
+            acyclic.add(node)
+        return None
+
+    return next((loop for loop in (walk(start, []) for start in depends_on) if loop), None)
 
 
 def _count(options: Options, key: str) -> int:

@@ -10,7 +10,7 @@ from ..values import parse_bool, parse_duration
 
 T = TypeVar("T")
 COMMON_OPTIONS = {"type", "interval", "timeout", "failures_before_alert", "successes_before_clear", "channels",
-                  "enabled", "remind_every"}
+                  "enabled", "remind_every", "depends_on"}
 
 
 @dataclass(frozen=True)
