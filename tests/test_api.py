@@ -769,3 +769,32 @@ def test_an_empty_message_is_400_naming_it_and_raises_nothing(api, engine, messa
     response = api.post("/v1/alerts", raise_body(message=message))
     assert response.status_code == 400 and "'message' must not be empty" in error_of(response)
     assert engine.active() == []
+
+
+# --- dependencies -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depends_on", ["router, vpn", ["router", "vpn"]])
+def test_a_pushed_event_names_its_parents_and_the_list_says_who_inhibits_it(api, engine, channels, depends_on):
+    assert api.post("/v1/alerts", raise_body("router", "error", "no link")).status_code == 200
+    answer = api.post("/v1/alerts", {**raise_body("backup", "error", "NAS unreachable"), "depends_on": depends_on})
+    assert answer.status_code == 200 and answer.json()["inhibited_by"] == "router"
+    assert [alert.event for alert in channels["slack"].sent] == ["router"]  # the child told no channel
+    listed = {alert["event"]: alert for alert in api.get("/v1/alerts").json()}
+    assert (listed["backup"]["inhibited_by"], listed["backup"]["depends_on"]) == ("router", ["router", "vpn"])
+    assert (listed["router"]["inhibited_by"], listed["router"]["depends_on"]) == (None, [])
+    api.post("/v1/alerts/router/clear", {"message": "link up"})
+    assert engine.wait_idle()
+    assert [alert.event for alert in channels["slack"].sent] == ["router", "router", "backup"]
+    assert api.get("/v1/alerts").json()[0]["inhibited_by"] is None
+
+
+@pytest.mark.parametrize("depends_on, problem", [
+    (5, "must be event ids, as a list or as one string like 'network, vpn'"),
+    (["router", 7], "must be event ids, as a list or as one string like 'network, vpn'"),
+    ({"router": True}, "must be event ids, as a list or as one string like 'network, vpn'"),
+    ("backup", "an event cannot depend on itself ('backup')"),
+    (["router", ""], "event id must be a non-empty string, got ''")])
+def test_a_bad_depends_on_is_400_naming_the_field(api, engine, channels, depends_on, problem):
+    response = api.post("/v1/alerts", {**raise_body("backup"), "depends_on": depends_on})
+    assert response.status_code == 400 and error_of(response) == f"field 'depends_on': {problem}"
+    assert engine.active() == [] and nothing_sent(channels)

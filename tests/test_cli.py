@@ -169,6 +169,14 @@ def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
         assert pinged.returncode == 0 and pinged.stdout.strip() == "nightly: pinged [the running app]"
         assert "last ping" in cli(settings, "check").stdout
 
+        cli(settings, "raise", "router", "error", "no link")
+        inhibited = cli(settings, "raise", "nas", "error", "unreachable", "--depends-on", "router, vpn")
+        assert inhibited.returncode == 0, inhibited.stderr
+        assert "nas: error alert fired, inhibited by router — only the log is told" in inhibited.stdout
+        assert "[inhibited by router] unreachable" in cli(settings, "status").stdout
+        cli(settings, "clear", "router")
+        assert "[inhibited by" not in cli(settings, "status").stdout
+
         refused = cli(settings, "raise", "   ", "info", "m")  # the app's 400 comes back as a one-line usage error
         assert refused.returncode == 2 and "event id must be a non-empty string" in refused.stderr
         assert "Traceback" not in refused.stderr
@@ -374,3 +382,22 @@ def test_an_unavailable_channel_is_logged_once(tmp_path):
     lines = (tmp_path / "app.log").read_text().splitlines()
     for channel in ("slack", "email", "sms", "desktop"):
         assert len([line for line in lines if f"channel {channel} " in line]) == 1, (channel, lines)
+
+
+def test_raise_depends_on_here_and_status_show_the_inhibition(settings_file, tmp_path):
+    cli(settings_file, "raise", "router", "critical", "no link")
+    kept = cli(settings_file, "raise", "backup", "critical", "NAS unreachable", "--depends-on", "router")
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.splitlines()[0] == ("backup: critical alert fired, inhibited by router — only the log is"
+                                           " told; it notifies once router recovers, if it still fires then"
+                                           " [here (tray-alerts is not running)]")
+    assert "log: delivered" in kept.stdout
+    assert "[inhibited by router] NAS unreachable" in cli(settings_file, "status").stdout
+    cleared = cli(settings_file, "clear", "router")
+    assert cleared.returncode == 0, cleared.stderr
+    status = cli(settings_file, "status").stdout
+    assert "backup" in status and "[inhibited by" not in status
+    logged = (tmp_path / "alerts.log").read_text()
+    assert "still firing after router recovered" not in logged  # the log heard the firing already: not again
+    refused = cli(settings_file, "raise", "backup", "error", "m", "--depends-on", "backup")
+    assert refused.returncode == 2 and "cannot depend on itself" in refused.stderr

@@ -526,3 +526,24 @@ def test_how_long_an_alert_fires_is_shown_in_whole_seconds():
     record = event("api", Level.ERROR, ago=0.4)
     since = alert_submenu(record, NOON, Recorder().actions)[2]
     assert since.text.endswith("· 0 s") and since.key == "alert:api/since"
+
+
+def test_an_inhibited_alert_is_listed_greyed_naming_its_parent_and_wants_no_attention():
+    from dataclasses import replace
+
+    from tray_alerts.tray_view import icon_look
+    from tray_alerts.traymenu import alert_row, needs_attention, tooltip_lines
+
+    parent = event("router", Level.WARNING, "no link")
+    child = replace(event("nas", Level.CRITICAL, "unreachable"), depends_on=("router",), inhibited_by="router")
+    row = alert_row(child, NOON, AcknowledgingRecorder().actions)
+    assert row.text == "CRITICAL · nas — inhibited by router" and row.icon == "acknowledged"
+    assert "Inhibited by router: only the log is told until it recovers" in texts(row.submenu)
+    state = TrayState([child, parent], now=NOON)
+    assert not needs_attention(state)
+    assert tooltip_lines(state) == ["WARNING · router: no link", "CRITICAL · nas: unreachable (inhibited by router)"]
+    look = icon_look(state)
+    assert (look.worst, look.count, look.acknowledged) == (Level.WARNING, 2, False)  # the parent's colour
+    released = replace(child, inhibited_by=None)
+    assert needs_attention(TrayState([released, parent], now=NOON))
+    assert alert_row(released, NOON, AcknowledgingRecorder().actions).icon == "critical"

@@ -177,7 +177,8 @@ class PushApi:
         mutes = self.engine.mutes()
         return [{**record.alert().to_dict(), "since": record.since, "seen": record.seen,
                  "last_seen": record.last_seen, "muted_until": mutes.get(record.event),
-                 "acknowledged": record.acknowledged, "acknowledged_at": record.acknowledged_at}
+                 "acknowledged": record.acknowledged, "acknowledged_at": record.acknowledged_at,
+                 "depends_on": list(record.depends_on), "inhibited_by": record.inhibited_by}
                 for record in self.engine.active_events()]
 
     def raise_alert(self, body: dict, wait: float = 0.0) -> dict:
@@ -191,8 +192,10 @@ class PushApi:
         context = body.get("context") or {}
         if not isinstance(context, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "field 'context' must be an object")
-        request = Raise(_valid("event", check_event, event), _valid("level", Level.parse, level),
-                        clean_message(message), clean_context(context_arguments(context)))
+        event = _valid("event", check_event, event)
+        request = Raise(event, _valid("level", Level.parse, level), clean_message(message),
+                        clean_context(context_arguments(context)), _valid("depends_on", _parents(event),
+                                                                          body.get("depends_on")))
         return self.engine.raise_request(request, wait).to_json()
 
     def clear_alert(self, event: str, body: dict, wait: float = 0.0) -> dict:
@@ -913,6 +916,21 @@ def _valid(field: str, check: Callable[[Any], Any], value: Any) -> Any:
         return check(value)
     except ValueError as error:
         raise ApiError(HTTPStatus.BAD_REQUEST, f"field {field!r}: {error}") from None
+
+
+def _parents(event: str) -> Callable[[Any], tuple[str, ...]]:
+    """A check of `depends_on`: event ids as a list or as one string `a, b` (absent: none)."""
+    def check(value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+            raise ValueError("must be event ids, as a list or as one string like 'network, vpn'")
+        if event in value:
+            raise ValueError(f"an event cannot depend on itself ({event!r})")
+        return tuple(check_event(part) for part in value)
+    return check
 
 
 def _object(body: Any, allow_empty: bool = False) -> dict:

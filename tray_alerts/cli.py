@@ -124,6 +124,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     raise_.add_argument("message", metavar="MESSAGE", help="what happened (not empty)")
     raise_.add_argument("context", nargs="*", default=[], metavar="key=value",
                         help="context shown with the alert (optional)")
+    raise_.add_argument("--depends-on", metavar="EVENT[,EVENT]",
+                        help="events this one depends on: while one is active, this alert tells only the log")
     clear = command("clear", "lean:clear_alert", "clear an active alert and send its recovery (an event that is not"
                                                  " active: nothing is sent, exit 0)")
     clear.add_argument("event", metavar="EVENT")

@@ -89,8 +89,10 @@ class ApiClient:
         """The active alerts, worst first."""
         return self.call("GET", "/alerts")
 
-    def raise_alert(self, event: str, level: str, message: str, context: dict, wait: float = 0.0) -> dict:
-        body = {"event": event, "level": level, "message": message, "context": context}
+    def raise_alert(self, event: str, level: str, message: str, context: dict, wait: float = 0.0,
+                    depends_on: list[str] | None = None) -> dict:
+        body = {"event": event, "level": level, "message": message, "context": context,
+                **({"depends_on": depends_on} if depends_on else {})}
         return self.call("POST", f"/alerts?wait={wait:g}", body)
 
     def clear_alert(self, event: str, message: str, wait: float = 0.0) -> dict:

@@ -122,8 +122,8 @@ def status(args: argparse.Namespace) -> int:
         store.close()
     if records:
         rows = [(r.event, r.level.value, f"{clock(from_timestamp(r.since))} ({duration(now - r.since)})", r.seen,
-                 clock(from_timestamp(r.last_seen)), _acknowledged(r.acknowledged_at) + _muted(mutes.get(r.event))
-                 + r.message) for r in records]
+                 clock(from_timestamp(r.last_seen)), _inhibited(r.inhibited_by) + _acknowledged(r.acknowledged_at)
+                 + _muted(mutes.get(r.event)) + r.message) for r in records]
         print(f"{total:,} active alert{'s' if total != 1 else ''}")
         print(table(("EVENT", "LEVEL", "SINCE", "SEEN", "LAST", "MESSAGE"), rows))
         if total > len(records):
@@ -134,6 +134,10 @@ def status(args: argparse.Namespace) -> int:
     states = channel_states(settings, health, channels)
     print(table(("CHANNEL", "TYPE", "STATE"), [(s.name, s.type, s.text) for s in states.values()], max_width=100))
     return EXIT_OK
+
+
+def _inhibited(parent: str | None) -> str:
+    return f"[inhibited by {parent}] " if parent else ""
 
 
 def _acknowledged(at: float | None) -> str:

@@ -30,15 +30,21 @@ def raise_alert(args: argparse.Namespace) -> int:
     if not args.message.strip():
         raise UsageError("MESSAGE must not be empty: say what happened")
     context = dict(_key_value(item) for item in args.context)
+    parents = [name.strip() for name in (getattr(args, "depends_on", None) or "").split(",") if name.strip()]
+    if args.event in parents:
+        raise UsageError(f"--depends-on: an event cannot depend on itself ({args.event!r})")
     settings = load_alerts(args.config)
 
     def here(engine: Any) -> Answer:
-        from .model import context_arguments
+        from .lifecycle import Raise
+        from .model import Level, check_event, clean_context, clean_message, context_arguments
 
-        return engine.raise_alert(args.event, level, args.message, **context_arguments(context)).to_json()
+        request = Raise(check_event(args.event), Level.parse(level), clean_message(args.message),
+                        clean_context(context_arguments(context)), tuple(check_event(name) for name in parents))
+        return engine.raise_request(request).to_json()
 
     return _request(settings, args, lambda client: client.raise_alert(args.event, level, args.message, context,
-                                                                      wait=CLI_WAIT), here)
+                                                                      wait=CLI_WAIT, depends_on=parents), here)
 
 
 def clear_alert(args: argparse.Namespace) -> int:
@@ -150,11 +156,15 @@ def print_answer(answer: Answer, where: str) -> int:
               f" [{where}]")
     elif kind == CLEARED and not channels:
         print(f"{event}: cleared — no channel had been told, so no recovery was sent [{where}]")
-    elif not channels:
+    elif not channels and not answer.get("inhibited_by"):
         print(f"{event}: {level} alert {kind} — no channel is routed for {level} [{where}]")
     else:
         what = {FIRED: f"{level} alert sent", ESCALATED: f"escalated to {level}",
                 CLEARED: "cleared, recovery sent"}.get(kind, kind)
+        parent = answer.get("inhibited_by")
+        if parent and kind in (FIRED, ESCALATED):
+            what = (f"{level} alert {kind}, inhibited by {parent} — only the log is told; it notifies once"
+                    f" {parent} recovers, if it still fires then")
         until = answer.get("muted_until")
         muted = f" (muted until {clock(_moment(until), seconds=False)}: held)" if until else ""
         print(f"{event}: {what}{muted} [{where}]")

@@ -34,12 +34,12 @@ class Result(dict):
     each channel's `outcomes`, the event's state after it (`record`), and whether it was `stored`."""
 
     __slots__ = ("kind", "event", "outcomes", "record", "stored", "fault", "muted_until", "seen", "since", "level",
-                 "acknowledged_at")
+                 "acknowledged_at", "inhibited_by")
 
     def __init__(self, kind: str, event: str, outcomes: Mapping[str, ChannelOutcome] | None = None,
                  record: ActiveEvent | None = None, stored: bool = True, fault: str = "",
                  muted_until: float | None = None, seen: int | None = None, since: float | None = None,
-                 level: str | None = None, acknowledged_at: float | None = None):
+                 level: str | None = None, acknowledged_at: float | None = None, inhibited_by: str | None = None):
         self.outcomes: dict[str, ChannelOutcome] = dict(outcomes) if outcomes else {}
         if self.outcomes:
             super().__init__({name: outcome.ok for name, outcome in self.outcomes.items()})
@@ -53,6 +53,7 @@ class Result(dict):
         self.since = since if since is not None or record is None else record.since
         self.level = level if level is not None or record is None else record.level.value
         self.acknowledged_at = acknowledged_at if record is None else record.acknowledged_at
+        self.inhibited_by = inhibited_by if record is None else record.inhibited_by  # the parent holding it back
 
     @classmethod
     def debounced(cls, event: str, record: ActiveEvent, seen: int, muted_until: float | None) -> Result:
@@ -61,7 +62,7 @@ class Result(dict):
         result.kind, result.event, result.outcomes, result.record = "debounced", event, {}, record
         result.stored, result.fault, result.muted_until = True, "", muted_until
         result.seen, result.since, result.level = seen, record.since, record.level.value
-        result.acknowledged_at = record.acknowledged_at
+        result.acknowledged_at, result.inhibited_by = record.acknowledged_at, record.inhibited_by
         return result
 
     @property
@@ -88,6 +89,7 @@ class Result(dict):
             "since": self.since,
             "muted_until": self.muted_until,
             "acknowledged_at": self.acknowledged_at,
+            "inhibited_by": self.inhibited_by,
         }
 
     @classmethod
@@ -98,5 +100,6 @@ class Result(dict):
         result = cls(str(data.get("status", "")), str(data.get("event", "")), outcomes,
                      stored=bool(data.get("stored", True)), fault=str(data.get("fault", "")),
                      muted_until=data.get("muted_until"), seen=data.get("seen"), since=data.get("since"),
-                     level=data.get("level"), acknowledged_at=data.get("acknowledged_at"))
+                     level=data.get("level"), acknowledged_at=data.get("acknowledged_at"),
+                     inhibited_by=data.get("inhibited_by"))
         return result

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from . import icons
 from .model import Alert, Level, from_timestamp
 from .traymenu import (Action, Actions, Item, TrayState, alert_submenu, describe_history, menu, needs_attention,
-                       tooltip, tooltip_lines, tooltip_title)
+                       tooltip, tooltip_lines, tooltip_title, waiting)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -53,10 +53,11 @@ class View:
 
 
 def icon_look(state: TrayState) -> IconLook:
-    """The unacknowledged alerts decide the colour; acknowledged ones only when nothing else is active."""
-    waiting = [record for record in state.active if not record.acknowledged]
-    worst = max((record.level for record in waiting or state.active), default=None)
-    return IconLook(worst, len(state.active), state.snoozed_until is not None, bool(state.active) and not waiting)
+    """The alerts that wait for someone decide the colour; acknowledged and inhibited ones only when nothing else is
+    active."""
+    open_ = [record for record in state.active if waiting(record)]
+    worst = max((record.level for record in open_ or state.active), default=None)
+    return IconLook(worst, len(state.active), state.snoozed_until is not None, bool(state.active) and not open_)
 
 
 def menu_shape(items: Sequence[Item]) -> tuple[Any, ...]:

@@ -88,9 +88,14 @@ def tooltip(state: TrayState) -> str:
     return text + snoozed
 
 
+def waiting(record: ActiveEvent) -> bool:
+    """Whether an alert waits for someone: not acknowledged, and not inhibited by a parent that is active."""
+    return not record.acknowledged and not record.inhibited
+
+
 def needs_attention(state: TrayState) -> bool:
-    """Whether an error or critical is active that nobody has acknowledged (the host may highlight the icon)."""
-    return any(record.level >= Level.ERROR and not record.acknowledged for record in state.active)
+    """Whether an error or critical is active that waits for someone (the host may highlight the icon)."""
+    return any(record.level >= Level.ERROR and waiting(record) for record in state.active)
 
 
 def tooltip_title(state: TrayState) -> str:
@@ -101,9 +106,10 @@ def tooltip_title(state: TrayState) -> str:
 
 
 def tooltip_lines(state: TrayState, limit: int = 5) -> list[str]:
-    """The worst alerts, one line each (`CRITICAL · disk_root: disk at 97%`), acknowledged ones last."""
-    ranked = sorted(state.active, key=lambda record: (record.acknowledged, -record.level.rank, record.since))
+    """The worst alerts, one line each (`CRITICAL · disk_root: disk at 97%`), acknowledged and inhibited ones last."""
+    ranked = sorted(state.active, key=lambda record: (not waiting(record), -record.level.rank, record.since))
     lines = [_cut(f"{record.level.value.upper()} · {record.event}: {record.message}"
+                  + (f" (inhibited by {record.inhibited_by})" if record.inhibited else "")
                   + (" (acknowledged)" if record.acknowledged else ""), 80) for record in ranked[:limit]]
     if len(ranked) > limit:
         lines.append(f"…and {len(ranked) - limit} more")
@@ -142,13 +148,16 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
 
 
 def alert_row(record: ActiveEvent, now: float, actions: Actions, muted_until: float | None = None) -> Item:
-    """`CRITICAL · disk_root`, `… (muted)`, or `… — acknowledged 14:32` (with the grey acknowledged icon), opening its submenu."""
+    """`CRITICAL · disk_root`, `… (muted)`, `… — inhibited by router` or `… — acknowledged 14:32` (those two with the
+    grey icon), opening its submenu."""
     notes = " (muted)" if muted_until else ""
+    if record.inhibited:
+        notes += f" — inhibited by {record.inhibited_by}"
     if record.acknowledged_at is not None:
         notes += f" — acknowledged {_when(record.acknowledged_at, now)}"
     return Item(f"{record.level.value.upper()} · {record.event}{notes}", key=f"alert:{record.event}",
                 submenu=alert_submenu(record, now, actions, muted_until),
-                icon="acknowledged" if record.acknowledged else record.level.value)
+                icon=record.level.value if waiting(record) else "acknowledged")
 
 
 def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until: float | None = None
@@ -163,6 +172,8 @@ def alert_submenu(record: ActiveEvent, now: float, actions: Actions, muted_until
     lines = [
         Item(f"Level: {record.level.value}", enabled=False, key=key + "level"),
         Item(record.message, enabled=False, key=key + "message"),
+        *([Item(f"Inhibited by {record.inhibited_by}: only the log is told until it recovers", enabled=False,
+                key=key + "inhibited")] if record.inhibited else []),
         Item(f"since {clock(from_timestamp(record.since), seconds=False)} · {duration((now - record.since) // 1)}",
              enabled=False, key=key + "since"),
         Item(f"seen {record.seen} time{'s' if record.seen != 1 else ''}, last"
