@@ -153,3 +153,72 @@ def test_a_parent_cleared_by_another_process_releases_the_children(channels, sta
         wait_until(lambda: heard(channels, "disk")["email"], "the release delivered")
         assert [(r.event, r.inhibited_by) for r in first.store.load_active()] == [("disk", None)]
     assert heard(channels, "disk")["email"] == ["fired:error"]
+
+
+# ---- end to end: Debian's Nagios plugins watch, Alertmanager (read with amtool) is told ----------------------
+
+def test_a_gateway_outage_pages_once_and_its_dependant_only_after_it_recovers(tmp_path):
+    """Two `nagios` monitors running Debian's check_tcp: `nas` depends on `gateway`. With both down only the
+    gateway reaches the team's Alertmanager; once the gateway is back, the NAS (still down) reaches it once."""
+    import json
+    import shutil
+    import socket
+    import subprocess
+
+    from alertmanager_peer import AlertmanagerPeer, free_port, skip_unless_alertmanager
+    from tray_alerts import wiring
+    from tray_alerts.config import load_settings
+    from tray_alerts.monitors.nagios import PLUGIN_DIR
+
+    skip_unless_alertmanager()
+    amtool = shutil.which("amtool")
+    if amtool is None or not shutil.which("check_tcp", path=PLUGIN_DIR):
+        pytest.skip("needs amtool and check_tcp (apt: prometheus-alertmanager, monitoring-plugins-basic)")
+    gateway_port, nas_port = free_port(), free_port()
+    with AlertmanagerPeer() as am:
+        settings_file = tmp_path / "settings.ini"
+        settings_file.write_text(f"""[alerts]
+state_dir = {tmp_path / 'state'}
+[channel.desktop]
+enabled = no
+[channel.log]
+file = {tmp_path / 'alerts.log'}
+[channel.team]
+type = alertmanager
+url = {am.url}
+[routing]
+critical = log, team
+[monitor.disk_root]
+enabled = no
+[monitor.gateway]
+type = nagios
+command = check_tcp -H 127.0.0.1 -p {gateway_port} -t 2
+[monitor.nas]
+type = nagios
+command = check_tcp -H 127.0.0.1 -p {nas_port} -t 2
+depends_on = gateway
+""")
+        settings = load_settings(settings_file, {})
+        engine = wiring.build_engine(settings)
+        runner = wiring.build_runner(settings, engine)
+
+        def listed() -> list[str]:
+            query = subprocess.run([amtool, "--alertmanager.url", am.url, "alert", "query", "-o", "json"],
+                                   capture_output=True, text=True, timeout=10, check=True)
+            return sorted(alert["labels"]["alertname"] for alert in json.loads(query.stdout))
+
+        try:
+            assert runner.run_once("gateway").level is not None  # connection refused: CRITICAL
+            assert runner.run_once("nas").level is not None
+            assert engine.wait_idle()
+            assert listed() == ["gateway"]
+            assert [r.inhibited_by for r in engine.active_events() if r.event == "nas"] == ["gateway"]
+            with socket.create_server(("127.0.0.1", gateway_port)):  # the gateway is back
+                assert runner.run_once("gateway").ok
+                assert engine.wait_idle()
+                wait_until(lambda: listed() == ["nas"], "the NAS alone listed in Alertmanager")
+            log = (tmp_path / "alerts.log").read_text()
+            assert log.count("nas") == 1 and "still firing after gateway recovered" not in log
+        finally:
+            runner.stop()
+            engine.close()

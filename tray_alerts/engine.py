@@ -530,8 +530,9 @@ class Engine:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.outbox.write_answers()
-            if not self.outbox.local_ids():
-                if not self.store.due_keys_waiting(self.clock.time()):
+            now = self.clock.time()
+            if not self.outbox.local_ids() and not self.store.claimed_by(self.outbox.owner, now):
+                if not self.store.due_keys_waiting(now):
                     return True
                 if not self.background.running:
                     self.tick()

@@ -528,6 +528,11 @@ class StateStore:
                           (now, now))
         return bool(rows)
 
+    def claimed_by(self, owner: str, now: float) -> bool:
+        """Whether `owner` holds a claim on a row not done yet (a pass took it and is handing it to a channel)."""
+        return bool(self._read("SELECT 1 FROM outbox WHERE status = 'pending' AND lease_owner = ? AND lease_until > ?"
+                               " LIMIT 1", (owner, now)))
+
     def channel_health(self) -> dict[str, ChannelHealth]:
         """Per channel: its latest delivery result and how many of its notifications wait."""
         last = self._read("SELECT channel, at, ok, detail FROM history WHERE id IN"
