@@ -28,7 +28,7 @@ from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_SNOOZE, Delivery
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 7  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows;
-# 6: + events.acknowledged_at; 7: + events.depends_on, events.inhibited_by. Not bumped for what an older version
+# 6: + events.acknowledged_at; 7: + events.depends_on, events.inhibited_by, readings. Not bumped for what an older version
 # reads and writes as well (so it can still open the file): the index events_worst_first and incremental
 # auto-vacuum, each added at open when missing.
 CHANGES_KEEP = 10_000  # revisions of the change log kept; a reader further behind reloads everything
@@ -111,6 +111,18 @@ CREATE TABLE IF NOT EXISTS mutes (
     event TEXT PRIMARY KEY,
     until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS readings (
+    monitor TEXT NOT NULL,
+    at      REAL NOT NULL,
+    span    REAL NOT NULL,
+    value   REAL,
+    low     REAL,
+    high    REAL,
+    count   INTEGER NOT NULL,
+    valued  INTEGER NOT NULL,
+    bad     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_by_monitor ON readings (monitor, at);
 """
 # worst level first (ascending, so that the index and ORDER BY agree): critical 0 ... info 3, anything else after
 _WORST_FIRST = ("CASE level " + " ".join(f"WHEN '{level.value}' THEN {rank}"
@@ -139,9 +151,9 @@ _HOLD_LINES_ARE_NOT_FAILURES = ("UPDATE history SET ok = NULL WHERE ok = 0 AND c
 _EVENT_COLUMNS = ("event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode,"
                   " acknowledged_at, depends_on, inhibited_by")
 _EVENT_PLACEHOLDERS = ", ".join("?" * len(_EVENT_COLUMNS.split(",")))
-_DEPENDENCIES_7 = ("ALTER TABLE events ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
-                   "ALTER TABLE events ADD COLUMN inhibited_by TEXT",
-                   "CREATE INDEX IF NOT EXISTS events_inhibited ON events (inhibited_by) WHERE inhibited_by IS NOT NULL")
+_SCHEMA_7_STEPS = ("ALTER TABLE events ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
+                    "ALTER TABLE events ADD COLUMN inhibited_by TEXT",
+                    "CREATE INDEX IF NOT EXISTS events_inhibited ON events (inhibited_by) WHERE inhibited_by IS NOT NULL")
 _REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
 
 
@@ -276,8 +288,9 @@ class StateStore:
                     tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
                     tx.db.execute(_HOLD_LINES_ARE_NOT_FAILURES)
                 if version <= 6:
-                    for statement in _DEPENDENCIES_7:
+                    for statement in _SCHEMA_7_STEPS:
                         tx.db.execute(statement)
+                    _run_script(tx.db, _SCHEMA)  # the tables it lacks (readings)
             tx.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _add_index(self) -> None:
@@ -436,6 +449,10 @@ class StateStore:
             callback()
 
     # ---- reading (never waits on a writer) -----------------------------------------------------------------
+
+    def read_rows(self, query: str, args: tuple = ()) -> list[tuple]:
+        """Rows of a read on the reading connection (never waits on a writer)."""
+        return self._read(query, args)
 
     def _read(self, query: str, args: tuple = ()) -> list[tuple]:
         with self._read_lock:

@@ -1,0 +1,96 @@
+"""Readings kept for charts and uptime: stored as they come, merged into coarser buckets with age, forgotten with
+the history."""
+import sqlite3
+
+import pytest
+
+from tray_alerts.readings import (DAY, FIVE_MINUTES, HOURLY, RAW, WEEK, ReadingRow, Retention, aligned, downsample,
+                                  load, monitors, record, uptime)
+from tray_alerts.state import StateStore
+
+T0 = 1_780_002_000.0  # a whole number of hours
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = StateStore(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
+def keep(store, monitor, readings):
+    """Store (at, value, bad) readings in one write."""
+    with store.write() as tx:
+        for at, value, bad in readings:
+            record(tx, monitor, at, value, bad)
+
+
+def row(at, span, value, count=1, bad=0, monitor="disk", low=None, high=None, valued=None):
+    return ReadingRow(monitor, at, span, value, value if low is None else low, value if high is None else high,
+                      count, count if valued is None else valued, bad)
+
+
+@pytest.mark.parametrize("moment, span, start", [(T0 + 299, FIVE_MINUTES, T0), (T0 + 300, FIVE_MINUTES, T0 + 300),
+                                                 (T0 + 3599, HOURLY, T0), (T0 - 1, HOURLY, T0 - 3600)])
+def test_a_moment_belongs_to_the_bucket_that_starts_at_a_whole_span(moment, span, start):
+    assert aligned(moment, span) == start
+
+
+def test_the_cut_offs_never_split_a_bucket():
+    steps = Retention().steps(T0 + DAY + 1234)
+    assert steps == [(FIVE_MINUTES, T0 + 1200), (HOURLY, aligned(T0 + DAY + 1234 - WEEK, HOURLY))]
+
+
+@pytest.mark.parametrize("rows, expected", [([], None), ([row(T0, RAW, 1.0)], 1.0), ([row(T0, RAW, 1.0, bad=1)], 0.0),
+                                            ([row(T0, FIVE_MINUTES, 1.0, count=9, bad=1), row(T0, RAW, None)], 0.9)])
+def test_uptime_is_the_share_of_readings_that_were_fine(rows, expected):
+    assert uptime(rows) == expected
+
+
+def test_readings_are_kept_as_they_come_and_read_back_oldest_first(store):
+    keep(store, "disk", [(T0 + 60, 91.5, True), (T0, 90.0, False), (T0 + 120, None, True)])
+    keep(store, "api", [(T0, 0.2, False)])
+    assert load(store, "disk", T0 + 30) == [row(T0 + 60, RAW, 91.5, bad=1), row(T0 + 120, RAW, None, valued=0, bad=1)]
+    assert monitors(store) == ["api", "disk"]
+
+
+def test_readings_older_than_a_day_become_five_minute_buckets_and_older_than_a_week_hourly(store):
+    keep(store, "disk", [(T0 + i * 60, float(i), i == 3) for i in range(10)])  # 10 readings over 10 minutes
+    keep(store, "disk", [(T0 + 7 * 60 + 30, None, True)])  # a failed check: no value
+    now = T0 + DAY + 600
+    merged = downsample(store, now, Retention())
+    assert merged == 11
+    assert load(store, "disk", 0) == [row(T0, FIVE_MINUTES, 2.0, count=5, bad=1, low=0.0, high=4.0),
+                                      row(T0 + 300, FIVE_MINUTES, 7.0, count=6, valued=5, bad=1, low=5.0, high=9.0)]
+    assert downsample(store, now, Retention()) == 0  # nothing more to do: no bucket is merged twice
+    later = T0 + WEEK + 3600
+    downsample(store, later, Retention())
+    assert load(store, "disk", 0) == [row(T0, HOURLY, 4.5, count=11, valued=10, bad=2, low=0.0, high=9.0)]
+    assert uptime(load(store, "disk", 0)) == 9 / 11
+
+
+def test_recent_readings_stay_raw_beside_merged_ones(store):
+    keep(store, "disk", [(T0, 1.0, False), (T0 + DAY, 2.0, False)])
+    downsample(store, T0 + DAY + 300, Retention())
+    assert load(store, "disk", 0) == [row(T0, FIVE_MINUTES, 1.0), row(T0 + DAY, RAW, 2.0)]
+
+
+def test_readings_past_the_history_age_are_forgotten(store):
+    keep(store, "disk", [(T0, 1.0, False), (T0 + 10 * DAY, 2.0, False)])
+    downsample(store, T0 + 31 * DAY, Retention(keep=30 * DAY))
+    assert [(r.at, r.value) for r in load(store, "disk", 0)] == [(T0 + 10 * DAY, 2.0)]
+
+
+def test_a_schema_6_file_gains_the_readings_table(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE readings; DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
+                     " ALTER TABLE events DROP COLUMN depends_on; PRAGMA user_version=6;")
+    db.close()
+    store = StateStore(path)
+    try:
+        keep(store, "disk", [(T0, 1.0, False)])
+        assert load(store, "disk", 0) == [row(T0, RAW, 1.0)]
+    finally:
+        store.close()
