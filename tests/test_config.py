@@ -215,3 +215,14 @@ depends_on = router, vpn
         assert engine.raise_alert("nas", "error", "refused").record.inhibited_by == "router"
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("text, enabled, host, port", [
+    ("", False, "127.0.0.1", 9978), ("[metrics]\nenabled = yes\n", True, "127.0.0.1", 9978),
+    ("[metrics]\nenabled = yes\naddress = 192.168.1.5:9100\n", True, "192.168.1.5", 9100),
+    ("[metrics]\naddress = [::1]:9978\n", False, "::1", 9978)])
+def test_metrics_are_off_by_default_and_listen_on_loopback(tmp_path, monkeypatch, text, enabled, host, port):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    metrics = load_settings(write(tmp_path, text), {}).metrics
+    assert (metrics.enabled, metrics.host, metrics.port) == (enabled, host, port)
+    assert metrics.address == (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

@@ -22,6 +22,21 @@ from .values import parse_bool, parse_duration
 __all__ = ["ALERTS_KEYS", "DEFAULT_API_PORT", "ENV_CONFIG", "LOG_LEVELS", "MAX_SETTINGS_BYTES", "ChannelSettings",
            "ConfigError", "Settings", "Value", "find_settings_file", "load_settings"]
 CHANNEL_COMMON_KEYS = ("type", "enabled", "max_per_minute", "group_after", "group_window")
+METRICS_KEYS = ("enabled", "address")
+DEFAULT_METRICS_ADDRESS = ("127.0.0.1", 9978)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """[metrics]: whether GET /metrics is served for a team's Prometheus, and where (loopback by default)."""
+
+    enabled: bool = False
+    host: str = DEFAULT_METRICS_ADDRESS[0]
+    port: int = DEFAULT_METRICS_ADDRESS[1]
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass
@@ -63,6 +78,7 @@ class Settings:
     reminders: ReminderPolicy = field(default_factory=ReminderPolicy)
     history_max_age: float = DEFAULT_HISTORY_MAX_AGE  # seconds
     history_max_rows: int = DEFAULT_HISTORY_MAX_ROWS
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def state_path(self) -> Path:
@@ -83,10 +99,10 @@ def load_settings(explicit: str | Path | None = None, environ: Mapping[str, str]
 def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files: dict[str, Path]) -> Settings:
     for section in merged:
         kind, _, name = section.partition(".")
-        if section not in ("alerts", "routing", "reminders") and (kind not in ("channel", "monitor")
-                                                                  or not name.strip()):
+        if section not in ("alerts", "routing", "reminders", "metrics") and (kind not in ("channel", "monitor")
+                                                                             or not name.strip()):
             raise ConfigError(section_files[section], "unknown section (known: alerts, routing, reminders,"
-                              " channel.NAME, monitor.NAME)", section)
+                              " metrics, channel.NAME, monitor.NAME)", section)
     alerts = alerts_settings(Layered(files, merged, section_files))
     channels = _channels(merged, section_files)
     monitors = _monitors(merged, section_files, channels)
@@ -106,7 +122,27 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
         routing=routing,
         channels=channels,
         monitors=monitors,
+        metrics=_metrics(merged.get("metrics", {})),
     )
+
+
+def _metrics(items: dict[str, Value]) -> MetricsSettings:
+    """[metrics] enabled = yes|no, address = HOST:PORT."""
+    for key, value in items.items():
+        if key not in METRICS_KEYS:
+            raise ConfigError(value.file, f"unknown key (known: {', '.join(METRICS_KEYS)})", "metrics", key)
+    host, port = _typed(items, "address", parse_address, DEFAULT_METRICS_ADDRESS, "metrics")
+    return MetricsSettings(_typed(items, "enabled", parse_bool, False, "metrics"), host, port)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets: `[::1]:9978`) as (host, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or ":" in host and not text.strip().startswith("[") or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ValueError(f"not HOST:PORT (e.g. 127.0.0.1:9978, [::1]:9978): {text.strip()!r}")
+    return host, int(port)
 
 
 def _section_type(items: dict[str, Value], default: str) -> tuple[Value | None, str]:

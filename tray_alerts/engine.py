@@ -9,6 +9,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -109,6 +110,8 @@ class Engine:
             name for name, channel in self.channels.items() if isinstance(channel, LogChannel))
         self.policy = Policy(self._route, frozenset(self.channels), self.reminders.interval, self.log_channels)
         self._waiters: dict[int, _Waiter] = {}
+        self._answers: Counter[tuple[str, str]] = Counter()  # (channel, result) -> answers since the start
+        self._answers_lock = threading.Lock()
         self._subscribers: list[Callable[[], None]] = []
         self._subscribers_lock = threading.Lock()
         self.mirror = Mirror(self.store, self._mono, self._changed_elsewhere, self.outbox.wake.set)
@@ -387,7 +390,9 @@ class Engine:
                 threading.Thread(target=_quietly, args=(withdraw, event, name), name="withdraw", daemon=True).start()
 
     def _answered(self, row: Delivery, result: str, detail: str) -> bool:
-        """A channel answered for a row: wake whoever waits for it (True if someone did)."""
+        """A channel answered for a row: count it, and wake whoever waits for it (True if someone did)."""
+        with self._answers_lock:
+            self._answers[(row.channel, result)] += 1
         waiter = self._waiters.get(row.id)
         if waiter is None:
             return False
@@ -603,6 +608,11 @@ class Engine:
     def last_ping(self, name: str) -> float | None:
         """When a heartbeat was last pinged."""
         return self.store.last_ping(name)
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """How the channels answered since this engine started: (channel, result) -> how many times."""
+        with self._answers_lock:
+            return dict(self._answers)
 
     def channel_health(self) -> dict[str, ChannelHealth]:
         """Per channel: its latest delivery result and how many of its notifications wait."""
