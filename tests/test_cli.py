@@ -401,3 +401,26 @@ def test_raise_depends_on_here_and_status_show_the_inhibition(settings_file, tmp
     assert "still firing after router recovered" not in logged  # the log heard the firing already: not again
     refused = cli(settings_file, "raise", "backup", "error", "m", "--depends-on", "backup")
     assert refused.returncode == 2 and "cannot depend on itself" in refused.stderr
+
+
+def test_history_shows_each_monitors_readings_and_uptime(settings_file, tmp_path):
+    import time
+
+    from tray_alerts.readings import record
+    from tray_alerts.state import StateStore
+
+    now = time.time()
+    store = StateStore(tmp_path / "state" / "state.db")
+    with store.write() as tx:
+        for minutes, value, bad in [(50, 88.0, False), (40, 92.0, True), (30, 90.0, False), (20, None, True)]:
+            record(tx, "disk_root", now - minutes * 60, value, bad)
+        record(tx, "api", now - 60, 0.25, False)
+    store.close()
+    shown = cli(settings_file, "history").stdout.splitlines()
+    assert shown[0].split() == ["MONITOR", "NOW", "LAST", "24", "H:", "LOW", "/", "MEAN", "/", "HIGH", "UP", "24",
+                                "H", "UP", "7", "D"]
+    assert shown[1].split() == ["api", "0.25", "0.25", "/", "0.25", "/", "0.25", "100.0", "%", "100.0", "%"]
+    assert shown[2].split() == ["disk_root", "90", "88", "/", "90", "/", "92", "50.0", "%", "50.0", "%"]
+    assert "No history yet." in shown
+    one = cli(settings_file, "history", "--event", "api").stdout.splitlines()
+    assert [line.split()[0] for line in one[:2]] == ["MONITOR", "api"]

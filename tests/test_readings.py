@@ -94,3 +94,15 @@ def test_a_schema_6_file_gains_the_readings_table(tmp_path):
         assert load(store, "disk", 0) == [row(T0, RAW, 1.0)]
     finally:
         store.close()
+
+
+def test_a_summary_gives_the_latest_value_the_days_range_and_uptime_over_a_day_and_a_week():
+    from tray_alerts.readings import Summary, summarise
+
+    now = T0 + WEEK
+    rows = [row(T0 + 3600, HOURLY, 50.0, count=12, bad=12, low=40.0, high=60.0),  # six days ago: down
+            row(now - 3 * 3600, FIVE_MINUTES, 80.0, count=4, low=70.0, high=85.0),
+            row(now - 60, RAW, 90.0), row(now - 30, RAW, None, valued=0, bad=1)]
+    assert summarise(rows, now) == Summary(latest=90.0, low=70.0, mean=82.0, high=90.0, up_day=5 / 6,
+                                           up_week=5 / 18)
+    assert summarise([], now) == Summary(None, None, None, None, None, None)

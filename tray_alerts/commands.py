@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from . import readings
 from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
 from .config import Settings, load_settings
 from .delivery import Dispatcher
@@ -136,6 +137,14 @@ def status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _share(part: float | None) -> str:
+    return "—" if part is None else f"{100 * part:.1f} %"
+
+
 def _inhibited(parent: str | None) -> str:
     return f"[inhibited by {parent}] " if parent else ""
 
@@ -174,10 +183,19 @@ def history(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _check_state_dir(settings)
     store = StateStore(settings.state_path)
+    now = time.time()
     try:
         entries = store.history(args.limit, args.event)
+        names = [args.event] if args.event else readings.monitors(store)
+        summaries = {name: readings.summarise(readings.load(store, name, now - readings.WEEK), now) for name in names}
     finally:
         store.close()
+    kept = {name: summary for name, summary in summaries.items() if summary.up_week is not None}
+    if kept:
+        print(table(("MONITOR", "NOW", "LAST 24 H: LOW / MEAN / HIGH", "UP 24 H", "UP 7 D"),
+                    [(name, _number(s.latest), " / ".join(map(_number, (s.low, s.mean, s.high))), _share(s.up_day),
+                      _share(s.up_week)) for name, s in kept.items()]))
+        print()
     if not entries:
         print("No history yet.")
         return EXIT_OK

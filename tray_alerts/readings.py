@@ -49,6 +49,32 @@ def aligned(moment: float, span: float) -> float:
     return (moment // span) * span
 
 
+@dataclass(frozen=True)
+class Summary:
+    """A monitor's readings at a glance: the latest value, the last day's lowest, mean and highest, and the
+    share of fine readings over the last day and week."""
+
+    latest: float | None
+    low: float | None
+    mean: float | None
+    high: float | None
+    up_day: float | None
+    up_week: float | None
+
+
+def summarise(rows: Sequence[ReadingRow], now: float) -> Summary:
+    """The summary of a monitor's rows (oldest first, as `load` gives them) as of `now`."""
+    day = [row for row in rows if row.at >= now - DAY]
+    lows = [row.low for row in day if row.low is not None]
+    highs = [row.high for row in day if row.high is not None]
+    weighted = [(row.value, row.valued) for row in day if row.value is not None and row.valued]
+    weight = sum(count for _, count in weighted)
+    latest = next((row.value for row in reversed(rows) if row.value is not None), None)
+    return Summary(latest, min(lows, default=None), sum(value * count for value, count in weighted) / weight
+                   if weight else None, max(highs, default=None), uptime(day),
+                   uptime(row for row in rows if row.at >= now - WEEK))
+
+
 def uptime(rows: Iterable[ReadingRow]) -> float | None:
     """The share of readings that were fine, 0..1 (None without readings)."""
     count = bad = 0
