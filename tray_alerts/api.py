@@ -66,9 +66,10 @@ class ApiError(Exception):
         self.message = message
 
 
-def load_or_create_token(state_dir: Path) -> str:
-    """The API token, made on first use and stored readable by its owner only."""
-    path = state_dir / TOKEN_FILE
+def load_or_create_token(state_dir: Path, name: str = TOKEN_FILE) -> str:
+    """A token in the state folder (the API's; or `name`, the metrics one), made on first use and stored
+    readable by its owner only."""
+    path = state_dir / name
     try:
         token = path.read_text().strip()
         if token:

@@ -7,6 +7,7 @@ from pathlib import Path
 APP_NAME = "tray-alerts"
 PACKAGED_SETTINGS = Path(__file__).with_name("default_settings.ini")
 TOKEN_FILE = "api-token"  # in the state folder: the push API's bearer token
+METRICS_TOKEN_FILE = "metrics-token"  # in the state folder: what a Prometheus scraping GET /metrics sends
 PRIVATE = 0o700  # every folder tray-alerts creates (state, config, log): its owner's only, whatever the umask
 
 
