@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -93,17 +92,7 @@ class AlertmanagerPeer(PeerProcess):
 
     def wait_ready(self) -> str:
         """'' once GET /-/ready answers 200; else why not (process exited, or timed out)."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return f"process exited with {self.process and self.process.returncode}"
-            try:
-                if requests.get(self.url + "/-/ready", timeout=1.0).status_code == 200:
-                    return ""
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        return f"no 200 from /-/ready within {READY_TIMEOUT:g} s"
+        return self.wait_http_ready("/-/ready", READY_TIMEOUT)
 
     def alerts(self, active: bool | None = None, silenced: bool | None = None, inhibited: bool | None = None,
                unprocessed: bool | None = None, filter: list[str] | None = None) -> list[dict]:

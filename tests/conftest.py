@@ -54,6 +54,22 @@ class HangingChannel(RecordingChannel):
         super().send(alert)
 
 
+# SQL that takes a state file of the current schema (7) back to an older one, as an older version wrote it
+SCHEMA_6 = ("DROP TABLE readings; DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
+            " ALTER TABLE events DROP COLUMN depends_on; PRAGMA user_version=6;")
+SCHEMA_5 = SCHEMA_6.replace("PRAGMA user_version=6;", "ALTER TABLE events DROP COLUMN acknowledged_at;"
+                            " PRAGMA user_version=5;")
+
+
+def back_to_schema(path: Path, script: str) -> None:
+    """Rewrite a state file as an older version would have left it (SCHEMA_6, SCHEMA_5)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.executescript(script)
+    db.close()
+
+
 @pytest.fixture
 def state_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "state.db"
@@ -79,4 +95,5 @@ def engine(channels, state_path):
     engine.close()
 
 
-__all__ = ["DeliveryError", "FailingChannel", "HangingChannel", "RecordingChannel", "ROUTES"]
+__all__ = ["DeliveryError", "FailingChannel", "HangingChannel", "RecordingChannel", "ROUTES", "SCHEMA_5", "SCHEMA_6",
+           "back_to_schema"]

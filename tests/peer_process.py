@@ -63,6 +63,24 @@ class PeerProcess:
         """'' once the peer serves; else why not."""
         raise NotImplementedError
 
+    def wait_http_ready(self, path: str, timeout: float) -> str:
+        """'' once GET `path` answers 200; else why not (the process exited, or `timeout` seconds passed)."""
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return f"process exited with {self.process and self.process.returncode}"
+            try:
+                if requests.get(self.url + path, timeout=1.0).status_code == 200:
+                    return ""
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        return f"no 200 from {path} within {timeout:g} s"
+
     def __enter__(self):
         from helpers_net import free_port
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -63,17 +62,8 @@ class PrometheusPeer(PeerProcess):
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root)
 
     def wait_ready(self) -> str:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return f"process exited with {self.process and self.process.returncode}"
-            try:
-                if requests.get(self.url + "/-/ready", timeout=1.0).status_code == 200:
-                    return ""
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        return f"no 200 from /-/ready within {READY_TIMEOUT:g} s"
+        """'' once GET /-/ready answers 200; else why not."""
+        return self.wait_http_ready("/-/ready", READY_TIMEOUT)
 
     def query(self, expression: str) -> dict[tuple[tuple[str, str], ...], float]:
         """An instant query: each series' labels (without __name__) -> its value."""

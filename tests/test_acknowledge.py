@@ -4,7 +4,7 @@ import sqlite3
 import pytest
 import requests
 
-from conftest import ROUTES, RecordingChannel
+from conftest import ROUTES, SCHEMA_5, RecordingChannel
 from test_api import TOKEN, stop_quickly
 from test_cli import cli, settings_file  # noqa: F401,F811  (settings_file is a fixture)
 from tray_alerts import Engine, Level
@@ -79,11 +79,6 @@ def test_another_process_sees_the_acknowledgement(channels, state_path):
         second.acknowledge("disk")
         first.raise_alert("disk", "critical", "disk full")  # a write here catches up with the other process
         assert first.active_events()[0].acknowledged
-
-# a schema 7 file taken back to schema 5: without the dependency columns (schema 7) and acknowledged_at (schema 6)
-SCHEMA_5 = ("DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
-            " ALTER TABLE events DROP COLUMN depends_on; ALTER TABLE events DROP COLUMN acknowledged_at;"
-            " PRAGMA user_version=5;")
 
 
 def test_a_schema_5_file_gains_the_column_and_keeps_its_events(channels, state_path):

@@ -1,8 +1,8 @@
 """Readings kept for charts and uptime: stored as they come, merged into coarser buckets with age, forgotten with
 the history."""
-import sqlite3
-
 import pytest
+
+from conftest import SCHEMA_6, back_to_schema
 
 from tray_alerts.readings import (DAY, FIVE_MINUTES, HOURLY, RAW, WEEK, ReadingRow, Retention, aligned, downsample,
                                   load, monitors, record, uptime)
@@ -84,10 +84,7 @@ def test_readings_past_the_history_age_are_forgotten(store):
 def test_a_schema_6_file_gains_the_readings_table(tmp_path):
     path = tmp_path / "state.db"
     StateStore(path).close()
-    db = sqlite3.connect(path)
-    db.executescript("DROP TABLE readings; DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
-                     " ALTER TABLE events DROP COLUMN depends_on; PRAGMA user_version=6;")
-    db.close()
+    back_to_schema(path, SCHEMA_6)
     store = StateStore(path)
     try:
         keep(store, "disk", [(T0, 1.0, False)])

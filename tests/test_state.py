@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from conftest import SCHEMA_6, back_to_schema
 from tray_alerts import state as state_module
 from tray_alerts.lifecycle import ActiveEvent
 from tray_alerts.model import Alert, Level
@@ -260,10 +261,7 @@ def test_a_schema_6_file_gains_dependencies_and_keeps_its_events(tmp_path):
     with store.write() as tx:
         tx.put_event(record("disk", acknowledged_at=5.0))
     store.close()
-    db = sqlite3.connect(path)
-    db.executescript("DROP INDEX events_inhibited; ALTER TABLE events DROP COLUMN inhibited_by;"
-                     " ALTER TABLE events DROP COLUMN depends_on; PRAGMA user_version=6;")
-    db.close()
+    back_to_schema(path, SCHEMA_6)
     store = StateStore(path)
     try:
         (event,) = store.load_active()
