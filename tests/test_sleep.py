@@ -1,0 +1,159 @@
+"""Suspend and resume: the pure decisions (awake age, grace, one sleep from two reports, the history text) and
+the tracker on a FakeClock."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from tray_alerts.clock import FakeClock
+from tray_alerts.sleep import (MIN_SLEEP, Sleep, SleepTracker, asleep_between, awake_age, describe, grace_end,
+                               in_grace, of_it_awake, with_sleep)
+
+H, MIN = 3600.0, 60.0
+
+
+def local(*parts: int) -> float:
+    """A local wall time as Unix seconds."""
+    return datetime(*parts).timestamp()  # type: ignore[arg-type]
+
+
+# ---- awake age -----------------------------------------------------------------------------------------
+
+
+def test_awake_age_leaves_out_the_sleep_after_the_moment():
+    night = [Sleep(1 * H, 9 * H)]
+    assert awake_age(0.0, 10 * H, night) == 2 * H
+    assert asleep_between(0.0, 10 * H, night) == 8 * H
+
+
+def test_a_sleep_before_the_moment_does_not_count_and_one_under_way_counts_in_part():
+    night = [Sleep(1 * H, 9 * H)]
+    assert awake_age(9.5 * H, 10 * H, night) == 0.5 * H  # pinged after the resume
+    assert awake_age(5 * H, 10 * H, night) == 1 * H  # a wall time inside the sleep: its 4 h left count
+    assert awake_age(0.0, 5 * H, night) == 1 * H  # asked while (as far as the list knows) still asleep
+
+
+def test_awake_age_over_several_sleeps_and_none():
+    naps = [Sleep(1 * H, 2 * H), Sleep(3 * H, 3.5 * H), Sleep(20 * H, 21 * H)]
+    assert awake_age(0.0, 4 * H, naps) == 2.5 * H
+    assert awake_age(0.0, 4 * H, []) == 4 * H
+    assert awake_age(5 * H, 4 * H, naps) == 0.0  # a moment in the future (a clock set back) is no negative age
+
+
+# ---- grace ---------------------------------------------------------------------------------------------
+
+
+def test_in_grace_for_the_grace_after_the_last_resume():
+    sleeps = [Sleep(0.0, 100.0), Sleep(1000.0, 5000.0)]
+    assert grace_end(sleeps, 120.0) == 5120.0
+    assert in_grace(5000.0, sleeps, 120.0) and in_grace(5119.0, sleeps, 120.0)
+    assert not in_grace(5120.0, sleeps, 120.0)
+    assert not in_grace(4999.0, sleeps, 120.0)  # the clock set back before the resume: no endless grace
+    assert not in_grace(150.0, sleeps[:1], 0.0) and grace_end(sleeps, 0.0) is None  # 0 turns the grace off
+    assert grace_end([], 120.0) is None and not in_grace(0.0, [], 120.0)
+
+
+# ---- one sleep from two reports ------------------------------------------------------------------------
+
+
+def test_logind_and_the_clock_reporting_the_same_sleep_count_once():
+    exact = Sleep(1000.0, 9000.0)
+    estimate = Sleep(1004.0, 9004.0, exact=False)  # the jump noticed 4 s after the resume
+    sleeps, added, replaced = with_sleep([], exact)
+    assert (sleeps, added, replaced) == ((exact,), exact, None)
+    assert with_sleep(sleeps, estimate) == ((exact,), None, None)  # known already: nothing added
+    sleeps, added, replaced = with_sleep([estimate], exact)  # the clock first, then logind
+    assert (sleeps, added, replaced) == ((exact,), None, estimate)
+    assert asleep_between(0.0, 10000.0, sleeps) == 8000.0
+
+
+def test_separate_sleeps_are_kept_in_order_and_the_oldest_forgotten():
+    sleeps: tuple[Sleep, ...] = ()
+    for start in (500.0, 100.0, 300.0):
+        sleeps, added, _ = with_sleep(sleeps, Sleep(start, start + 50.0), keep=2)
+        assert added is not None
+    assert [sleep.start for sleep in sleeps] == [300.0, 500.0]
+
+
+# ---- words ---------------------------------------------------------------------------------------------
+
+
+def test_describe_a_night_and_a_weekend():
+    assert describe(Sleep(local(2026, 12, 1, 22, 10), local(2026, 12, 2, 7, 2))) == "asleep 22:10–07:02 (8 h 52 min)"
+    assert describe(Sleep(local(2026, 11, 27, 18, 0), local(2026, 11, 30, 8, 30))) == \
+        "asleep Nov 27 18:00–Nov 30 08:30 (2 d 14 h)"
+
+
+def test_of_it_awake_only_when_sleep_is_in_the_age():
+    assert of_it_awake(9 * H, 5 * MIN) == ", 5 min of it awake"
+    assert of_it_awake(5 * MIN, 5 * MIN) == ""
+
+
+# ---- the tracker on a fake clock -----------------------------------------------------------------------
+
+
+def test_a_forward_clock_jump_is_a_sleep_that_ended_when_it_was_noticed():
+    clock = FakeClock()
+    told = []
+    tracker = SleepTracker(clock, grace=120.0, on_new=lambda: told.append(True))
+    clock.advance(60)
+    clock.jump(8 * H)
+    clock.advance(5)
+    tracker.look()
+    now = clock.time()
+    assert tracker.sleeps() == (Sleep(now - 8 * H, now, exact=False),) and told == [True]
+    assert tracker.in_grace() and tracker.grace_end() == now + 120.0
+    assert tracker.awake_since(now - 8 * H - 65) == pytest.approx(65.0)
+    tracker.look()
+    assert len(tracker.sleeps()) == 1  # the jump is taken once
+    clock.advance(120)
+    assert not tracker.in_grace()
+
+
+def test_a_backward_jump_and_a_tiny_one_are_no_sleep():
+    clock = FakeClock()
+    tracker = SleepTracker(clock, grace=120.0)
+    clock.jump(-H)
+    tracker.look()
+    clock.jump(MIN_SLEEP / 2)
+    tracker.look()
+    assert tracker.sleeps() == () and tracker.take_unwritten() is None
+
+
+def test_logind_then_the_clock_is_one_sleep_with_logind_times():
+    clock = FakeClock()
+    tracker = SleepTracker(clock, grace=120.0)
+    tracker.going_to_sleep()
+    start = clock.time()
+    assert tracker.asleep_since == start
+    clock.jump(8 * H)
+    tracker.resumed()
+    clock.advance(3)
+    tracker.look()  # the same jump, seen by the clock too
+    assert tracker.sleeps() == (Sleep(start, start + 8 * H),) and tracker.asleep_since is None
+    unwritten = tracker.take_unwritten()
+    assert unwritten == Sleep(start, start + 8 * H) and tracker.take_unwritten() is None
+    tracker.unwritten_again(unwritten)  # the history could not be written: it waits for the next pass
+    assert tracker.take_unwritten() == unwritten
+
+
+def test_the_clock_then_logind_is_one_sleep_and_the_unwritten_one_takes_logind_times():
+    clock = FakeClock()
+    tracker = SleepTracker(clock)
+    tracker.going_to_sleep()
+    start = clock.time()
+    clock.jump(8 * H)
+    clock.advance(2)
+    tracker.look()  # a monitor thread noticed the jump before the D-Bus signal came in
+    clock.advance(1)
+    tracker.resumed()
+    exact = Sleep(start, start + 8 * H + 3)
+    assert tracker.sleeps() == (exact,) and tracker.take_unwritten() == exact
+
+
+def test_resumed_without_going_to_sleep_is_left_to_the_clock():
+    clock = FakeClock()
+    tracker = SleepTracker(clock)
+    tracker.resumed()
+    assert tracker.sleeps() == ()
