@@ -1,5 +1,5 @@
 """Suspend and resume: the pure decisions (awake age, grace, one sleep from two reports, the history text) and
-the tracker on a FakeClock."""
+the tracker on a FakeClock, and the resume_grace setting."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 
 from tray_alerts.clock import FakeClock
+from tray_alerts.config import load_settings
 from tray_alerts.sleep import (MIN_SLEEP, Sleep, SleepTracker, asleep_between, awake_age, describe, grace_end,
                                in_grace, of_it_awake, with_sleep)
 
@@ -157,3 +158,14 @@ def test_resumed_without_going_to_sleep_is_left_to_the_clock():
     tracker = SleepTracker(clock)
     tracker.resumed()
     assert tracker.sleeps() == ()
+
+
+# ---- the setting ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, seconds", [(None, 120.0), ("5m", 300.0), ("90s", 90.0), ("1h", 3600.0),
+                                                  ("0", 0.0), ("0s", 0.0), ("0.0m", 0.0), ("off", 0.0)])
+def test_resume_grace_setting(tmp_path, text, seconds):
+    path = tmp_path / "settings.ini"
+    path.write_text("[alerts]\n" + (f"resume_grace = {text}\n" if text is not None else ""))
+    assert load_settings(path).resume_grace == seconds
