@@ -1,13 +1,21 @@
-"""Suspend and resume: the pure decisions (awake age, grace, one sleep from two reports, the history text) and
-the tracker on a FakeClock, and the resume_grace setting."""
+"""Suspend and resume: the pure decisions (awake age, grace, one sleep from two reports, the history text), the
+tracker on a FakeClock, logind's PrepareForSleep through a real dbus-daemon, and the app writing one history
+line per sleep."""
 from __future__ import annotations
 
+import os
+import subprocess
 from datetime import datetime
 
 import pytest
 
+from desktop_session import DesktopSession, skip_unless_tools
+from polling import wait_until
+from tray_alerts import cli, session_bus
+from tray_alerts.app import App
 from tray_alerts.clock import FakeClock
 from tray_alerts.config import load_settings
+from tray_alerts.logind import LOGIND, MANAGER, MANAGER_PATH, LogindWatch
 from tray_alerts.sleep import (MIN_SLEEP, Sleep, SleepTracker, asleep_between, awake_age, describe, grace_end,
                                in_grace, of_it_awake, with_sleep)
 
@@ -158,6 +166,147 @@ def test_resumed_without_going_to_sleep_is_left_to_the_clock():
     tracker = SleepTracker(clock)
     tracker.resumed()
     assert tracker.sleeps() == ()
+
+
+# ---- logind through a real dbus-daemon -----------------------------------------------------------------
+
+
+@pytest.fixture
+def system_bus():
+    """A private bus standing in for the system bus: `dbus-daemon --print-address`, with gdbus at hand."""
+    skip_unless_tools("dbus-daemon", "gdbus")
+    with DesktopSession(display=False, notifications=False) as session:
+        yield session.bus_address
+
+
+class FakeLogind:
+    """A connection owning org.freedesktop.login1 that emits PrepareForSleep, as logind does."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.bus = session_bus.run(self._connect())
+
+    async def _connect(self):
+        from dbus_fast.aio import MessageBus
+
+        bus = await MessageBus(bus_address=self.address).connect()
+        await bus.request_name(LOGIND)
+        return bus
+
+    def prepare_for_sleep(self, going: bool) -> None:
+        from dbus_fast import Message
+
+        async def emit() -> None:
+            await self.bus.send(Message.new_signal(MANAGER_PATH, MANAGER, "PrepareForSleep", "b", [going]))
+
+        session_bus.run(emit())
+
+    def close(self) -> None:
+        session_bus.call_soon(self.bus.disconnect)
+
+
+def gdbus_emit(address: str, *extra: str) -> None:
+    """The real `gdbus emit` of PrepareForSleep(true), from a connection that is not logind (`--session` with the
+    bus's address in the environment: with `--address` gdbus sends before saying Hello, and the bus passes that on
+    to no one)."""
+    subprocess.run(["gdbus", "emit", "--session", "--object-path", MANAGER_PATH,
+                    "--signal", f"{MANAGER}.PrepareForSleep", *extra, "true"], check=True, timeout=10,
+                   env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": address})
+
+
+@pytest.fixture
+def watched(system_bus):
+    """A LogindWatch subscribed on the private bus, a fake logind on it, and what the watch was told."""
+    seen: list[bool] = []
+    watch = LogindWatch(seen.append, system_bus)
+    logind = FakeLogind(system_bus)
+    watch.start()
+    try:
+        assert watch.ready.wait(10), "the watch never subscribed"
+        yield seen, watch, logind
+    finally:
+        watch.stop()
+        logind.close()
+
+
+def test_logind_prepare_for_sleep_reaches_the_watch(watched):
+    seen, _, logind = watched
+    logind.prepare_for_sleep(True)
+    logind.prepare_for_sleep(False)
+    wait_until(lambda: len(seen) == 2, "both PrepareForSleep signals")
+    assert seen == [True, False]
+
+
+def test_a_prepare_for_sleep_from_anyone_but_logind_is_ignored(watched, system_bus):
+    seen, watch, logind = watched
+    gdbus_emit(system_bus)  # a broadcast from someone else: the match rule names logind as the sender
+    gdbus_emit(system_bus, "--dest", watch._bus.unique_name)  # sent to us alone: no broadcast, ignored
+    logind.prepare_for_sleep(False)  # logind's own, after them: once it is seen, theirs were passed over
+    wait_until(lambda: seen, "logind's signal")
+    assert seen == [False]
+
+
+def test_without_a_system_bus_the_watch_says_so_and_stays_quiet(tmp_path, caplog):
+    watch = LogindWatch(lambda going: None, f"unix:path={tmp_path / 'no-bus'}")
+    with caplog.at_level("INFO", logger="tray_alerts.logind"):
+        watch.start()
+        wait_until(lambda: "noticed by the clock alone" in caplog.text, "the log line")
+    assert not watch.ready.is_set()
+    watch.stop()
+
+
+# ---- the app -------------------------------------------------------------------------------------------
+
+
+def app_settings(tmp_path):
+    """A settings file for an app of the test's own (state, log and port private to it); its path."""
+    from helpers_net import free_port
+
+    path = tmp_path / "settings.ini"
+    path.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                    f"api_port = {free_port()}\n[channel.desktop]\nenabled = no\n")
+    return path
+
+
+def test_the_app_writes_one_history_line_per_sleep_seen_by_logind_and_the_clock(system_bus, tmp_path, capsys):
+    path = app_settings(tmp_path)
+    clock = FakeClock(local(2026, 12, 1, 22, 10))
+    app = App(load_settings(path), clock=clock, system_bus=system_bus)
+    logind = FakeLogind(system_bus)
+    app.start()
+    try:
+        assert app.logind.ready.wait(10), "the app never subscribed to logind"
+        logind.prepare_for_sleep(True)
+        wait_until(lambda: app.sleeps.asleep_since is not None, "going to sleep noted")
+        clock.jump(8 * H + 52 * MIN)  # the night: the wall clock moves, the monotonic one stands still
+        logind.prepare_for_sleep(False)
+        wait_until(lambda: app.engine.history(event="sleep"), "the sleep in the history")
+        app.note_sleeps()  # the clock's view of the same jump adds nothing
+        (line,) = app.engine.history(event="sleep")
+        assert (line.kind, line.level.value, line.message) == ("sleep", "info", "asleep 22:10–07:02 (8 h 52 min)")
+        assert app.sleeps.in_grace()
+    finally:
+        app.stop()
+        logind.close()
+    assert cli.main(["--config", str(path), "history", "--event", "sleep"]) == 0
+    assert "asleep 22:10–07:02 (8 h 52 min)" in capsys.readouterr().out
+
+
+def test_the_app_without_logind_notes_the_sleep_from_the_clock(tmp_path):
+    clock = FakeClock(local(2026, 12, 2, 12, 0))
+    app = App(load_settings(app_settings(tmp_path)), clock=clock, system_bus=f"unix:path={tmp_path / 'no-bus'}")
+    app.start()
+    try:
+        clock.jump(45 * MIN)
+        app.engine.tick()  # one engine pass (the background thread, woken by the sleep, may write it first)
+        (line,) = wait_until(lambda: app.engine.history(event="sleep"), "the sleep in the history")
+        assert line.message == "asleep 12:00–12:45 (45 min)"
+        app.engine.tick()
+        app.note_sleeps()
+        assert len(app.engine.history(event="sleep")) == 1
+    finally:
+        app.stop()
+
 
 
 # ---- the setting ---------------------------------------------------------------------------------------

@@ -610,6 +610,13 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def record_sleep(self, start: float, end: float) -> None:
+        """A history line (event and kind `sleep`) for a suspend from `start` to `end`: `asleep 22:10–07:02 (8 h 52 min)`."""
+        from .sleep import Sleep, describe
+
+        with self.store.write() as tx:
+            tx.history(end, "sleep", "sleep", Level.INFO, describe(Sleep(start, end)))
+
 
 def _episode_id() -> str:
     """A new episode's id: random, and cheap (the system's random source costs more than the decision)."""
