@@ -38,6 +38,10 @@ EXPECTED = {
     "alerts_delivery_timeout_zero.ini": " [alerts] delivery_timeout: must be more than zero",
     "alerts_log_level_unknown.ini": " [alerts] log_level: unknown log level 'loud'",
     "alerts_retry_backoff_negative.ini": " [alerts] retry_backoff: not a duration: '-5s'",
+    "alerts_resume_grace_negative.ini": " [alerts] resume_grace: not a duration: '-2m'",
+    "alerts_resume_grace_not_a_duration.ini": " [alerts] resume_grace: not a duration: 'a while'",
+    "alerts_resume_grace_too_long.ini": " [alerts] resume_grace: at most 1 h (monitors judge no bad reading during"
+                                        " it): '3h'",
     "alerts_unknown_key.ini": " [alerts] state_dri: unknown key",
     "binary_garbage.ini": ": binary data, not a settings file",
     "channel_blank_name.ini": " [channel.   ]: unknown section",

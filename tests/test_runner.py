@@ -1,4 +1,5 @@
 """The monitor runner: threads, flap control, hung and failing checks, and the seed's scenario end to end."""
+import os
 import time
 
 import pytest
@@ -6,10 +7,15 @@ from werkzeug import Response
 
 from conftest import RecordingChannel
 from tray_alerts import Engine, Level
+from tray_alerts.clock import FakeClock
+from tray_alerts.display import duration
 from tray_alerts.monitors import MonitorSpec
-from tray_alerts.monitors.base import Reading
+from tray_alerts.monitors.base import Reading, Thresholds
+from tray_alerts.monitors.file_age import FileAgeMonitor
+from tray_alerts.monitors.heartbeat import HeartbeatMonitor
 from tray_alerts.monitors.http import HttpMonitor
 from tray_alerts.monitors.runner import MonitorRunner
+from tray_alerts.sleep import SleepTracker
 
 
 class ScriptedMonitor:
@@ -164,3 +170,128 @@ def test_seed_scenario_api_500_then_200_then_500_with_the_real_runner_thread(htt
     assert slack.kinds() == ["fired:error", "resolved:error", "fired:error"]
     assert "HTTP 500 (expected 2xx)" in slack.sent[0].message and slack.sent[0].event == "api"
     assert slack.sent[1].message.startswith(f"http {monitor.url} answered HTTP 200")
+
+
+# ---- sleep and resume (FakeClock) ----------------------------------------------------------------------
+
+H = 3600.0
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def clocked_engine(channel, tmp_path, clock):
+    engine = Engine({"rec": channel}, {level: ["rec"] for level in Level}, tmp_path / "state.db", clock=clock)
+    yield engine
+    engine.close()
+
+
+def sleep_aware(engine, clock, monitor, grace=120.0, **spec):
+    sleeps = SleepTracker(clock, grace)
+    return MonitorRunner(engine, [MonitorSpec(monitor, interval=spec.pop("interval", 30), timeout=2, **spec)],
+                         clock=clock, sleeps=sleeps)
+
+
+def test_a_heartbeat_pinged_before_a_night_asleep_does_not_fire_on_resume_but_after_an_hour_awake(
+        clocked_engine, channel, clock):
+    """Issue 13: a `max_age = 1h` heartbeat fired the moment the lid opened after a night asleep."""
+    heartbeat = HeartbeatMonitor("backup", max_age=H)
+    pings = {"backup": clock.time()}
+    heartbeat.last_ping = pings.get
+    runner = sleep_aware(clocked_engine, clock, heartbeat, grace=0.0)  # the awake age alone, no grace
+    clock.advance(30 * 60)
+    assert runner.run_once("backup").ok
+    clock.jump(8 * H)  # the night: the wall clock moves on, the monotonic one stands still
+    clock.advance(10)
+    reading = runner.run_once("backup")
+    assert reading.ok and reading.summary == "last ping 8 h 30 min ago, 30 min of it awake (limit 1 h)"
+    clock.advance(29 * 60)
+    assert runner.run_once("backup").ok and channel.kinds() == []
+    clock.advance(2 * 60)  # an hour and a minute awake without a ping
+    reading = runner.run_once("backup")
+    assert reading.level is Level.ERROR
+    assert reading.summary == "last ping 9 h 1 min ago, 1 h 1 min of it awake (limit 1 h)"
+    assert channel.kinds() == ["fired:error"]
+
+
+def test_a_heartbeat_counts_its_start_in_awake_time_too(clocked_engine, channel, clock):
+    heartbeat = HeartbeatMonitor("nightly", max_age=H)
+    runner = sleep_aware(clocked_engine, clock, heartbeat, grace=0.0)
+    clock.advance(20 * 60)
+    clock.jump(8 * H)
+    assert runner.run_once("nightly").summary == "waiting for the first ping (limit 1 h)"
+    clock.advance(41 * 60)
+    assert runner.run_once("nightly").summary == \
+        "no ping since start 9 h 1 min ago, 1 h 1 min of it awake (limit 1 h)"
+
+
+def test_file_age_counts_awake_time(clocked_engine, channel, clock, tmp_path):
+    path = tmp_path / "backup.tar.gz"
+    path.write_text("data")
+    os.utime(path, (clock.time() - 30 * 60, clock.time() - 30 * 60))
+    monitor = FileAgeMonitor("backup", str(path), Thresholds({Level.WARNING: H}, show=duration))
+    runner = sleep_aware(clocked_engine, clock, monitor, grace=0.0)
+    clock.jump(8 * H)
+    reading = runner.run_once("backup")
+    assert (reading.level, reading.summary) == (None, "is 8 h 30 min old, 30 min of it awake (warning at 1 h)")
+    assert reading.value == 30 * 60
+    clock.advance(31 * 60)
+    reading = runner.run_once("backup")
+    assert (reading.level, reading.summary) == (Level.WARNING,
+                                                "is 9 h 1 min old, 1 h 1 min of it awake (warning at 1 h)")
+    assert channel.kinds() == ["fired:warning"]
+
+
+def test_a_bad_reading_in_the_grace_after_a_resume_waits_for_the_grace_to_end(clocked_engine, channel, clock):
+    monitor = ScriptedMonitor("api", [BAD])
+    runner = sleep_aware(clocked_engine, clock, monitor, grace=120.0, interval=600)
+    assert runner.next_wait("api") == 600
+    clock.jump(8 * H)  # the network is not back yet
+    runner.run_once("api")
+    (status,) = runner.statuses()
+    assert channel.kinds() == [] and status.bad_streak == 0 and status.held_until == clock.time() + 120
+    assert runner.next_wait("api") == 120  # checked again when the grace ends, not an interval later
+    clock.advance(119)
+    runner.run_once("api")
+    assert channel.kinds() == [] and runner.next_wait("api") == 1
+    clock.advance(1)
+    runner.run_once("api")
+    assert channel.kinds() == ["fired:error"] and runner.next_wait("api") == 600
+
+
+def test_bad_readings_in_the_grace_do_not_count_toward_failures_before_alert(clocked_engine, channel, clock):
+    monitor = ScriptedMonitor("api", [BAD])
+    runner = sleep_aware(clocked_engine, clock, monitor, failures_before_alert=2)
+    clock.jump(H)
+    runner.run_once("api")
+    runner.run_once("api")
+    clock.advance(120)
+    runner.run_once("api")
+    assert channel.kinds() == [] and runner.statuses()[0].bad_streak == 1
+    runner.run_once("api")
+    assert channel.kinds() == ["fired:error"]
+
+
+def test_a_good_reading_in_the_grace_still_clears(clocked_engine, channel, clock):
+    monitor = ScriptedMonitor("api", [BAD, GOOD])
+    runner = sleep_aware(clocked_engine, clock, monitor)
+    runner.run_once("api")
+    clock.jump(H)
+    runner.run_once("api")
+    assert channel.kinds() == ["fired:error", "resolved:error"]
+
+
+def test_no_grace_with_resume_grace_zero(clocked_engine, channel, clock):
+    runner = sleep_aware(clocked_engine, clock, ScriptedMonitor("api", [BAD]), grace=0.0)
+    clock.jump(H)
+    runner.run_once("api")
+    assert channel.kinds() == ["fired:error"]
+
+
+def test_the_runner_stamps_checks_with_its_clock(clocked_engine, clock):
+    runner = sleep_aware(clocked_engine, clock, ScriptedMonitor("svc", [GOOD]))
+    runner.run_once("svc")
+    assert runner.statuses()[0].checked_at == clock.time()

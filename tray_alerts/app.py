@@ -8,11 +8,14 @@ import threading
 from typing import Callable
 
 from .api import PushApi, load_or_create_token
+from .clock import Clock
 from .config import Settings
 from .instance import AlreadyRunning, InstanceLock
+from .logind import LogindWatch
 from .logsetup import configure_logging
 from .monitors.heartbeat import HeartbeatMonitor
 from .opening import open_target, web_url
+from .sleep import SleepTracker
 from .wiring import build_channels, build_engine, build_runner
 
 log = logging.getLogger(__name__)
@@ -35,21 +38,25 @@ class PortTaken(Exception):
 
 class App:
     """Everything that runs in the background: engine (with its outbox), monitor threads and the push API.
-    Holds the state folder's lock while it exists: one app per state folder."""
+    Holds the state folder's lock while it exists: one app per state folder. Suspend and resume are noticed from
+    logind on the system bus (`system_bus`: its address, else the standard one) and from the clock."""
 
     def __init__(self, settings: Settings, on_change: Callable[[], None] | None = None,
-                 lock: InstanceLock | None = None):
+                 lock: InstanceLock | None = None, *, clock: Clock | None = None, system_bus: str | None = None):
         self.settings = settings
         self.lock = lock or InstanceLock(settings.state_dir)
         if lock is None:
             self.lock.acquire()
         try:
             self.channels = build_channels(settings)
-            self.engine = build_engine(settings, self.channels)
+            self.engine = build_engine(settings, self.channels, clock=clock)
         except BaseException:
             self.lock.release()
             raise
-        self.runner = build_runner(settings, self.engine, on_change)
+        self.sleeps = SleepTracker(self.engine.clock, settings.resume_grace, on_new=self.engine.outbox.wake.set)
+        self.engine.background.lookouts.append(self.note_sleeps)
+        self.logind = LogindWatch(self.on_prepare_for_sleep, system_bus)
+        self.runner = build_runner(settings, self.engine, on_change, self.sleeps)
         self.on_open: Callable[[str], None] | None = None  # the tray shows an alert's details
         for channel in self.channels.ready.values():
             if hasattr(channel, "on_action"):  # pop-ups with buttons
@@ -63,6 +70,23 @@ class App:
             self.engine.close()
             self.lock.release()
             raise PortTaken(port_problem(settings.api_port, error)) from None
+
+    def on_prepare_for_sleep(self, going_to_sleep: bool) -> None:
+        """logind's PrepareForSleep (on the D-Bus loop: it only notes the time; the history is written later)."""
+        if going_to_sleep:
+            self.sleeps.going_to_sleep()
+        else:
+            self.sleeps.resumed()
+
+    def note_sleeps(self) -> None:
+        """Each engine pass: a clock jump seen as a sleep, and one history line for each sleep not written yet."""
+        self.sleeps.look()
+        while (sleep := self.sleeps.take_unwritten()) is not None:
+            try:
+                self.engine.record_sleep(sleep.start, sleep.end)
+            except BaseException:  # a StoreFault: the pass logs it, and the sleep waits for a later one
+                self.sleeps.unwritten_again(sleep)
+                raise
 
     def pop_up_action(self, event: str, action: str) -> None:
         """A pop-up's button: `ack` acknowledges, `mute` mutes for an hour, `default` (Open) opens the alert's
@@ -90,6 +114,7 @@ class App:
     def start(self) -> None:
         """Start the monitors and the push API."""
         self.api.start()
+        self.logind.start()
         self.runner.start()
         ready = ", ".join(self.channels.ready) or "none"
         log.info("tray-alerts started: channels %s; monitors %s; state %s", ready,
@@ -99,6 +124,7 @@ class App:
     def stop(self, keep_lock: bool = False) -> None:
         """Stop monitors, the API and the engine; queued deliveries stay in the outbox for the next start."""
         self.runner.stop()
+        self.logind.stop()
         self.api.stop()
         self.engine.close()
         if not keep_lock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .display import duration
 from .lifecycle import Remind, due_reminders
@@ -41,6 +41,7 @@ class Background:
         self._last_maintenance: float | None = None
         self._pruning = False  # a pruning pass left work for the next pass
         self._last_fault = ""
+        self.lookouts: list[Callable[[], None]] = []  # the app's own timed looks (a resume from sleep), each pass
 
     @property
     def running(self) -> bool:
@@ -72,6 +73,8 @@ class Background:
             engine.outbox.run_due()
             if self.upkeep:
                 self.keep_tidy(now)
+            for look in self.lookouts:
+                look()
         except StoreFault as fault:
             if fault.reason != self._last_fault:
                 log.error("background pass: %s", fault.reason)

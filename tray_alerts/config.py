@@ -15,7 +15,7 @@ from .routing import Routing
 from .settings_file import (ALERTS_KEYS, DEFAULT_API_PORT, DEFAULT_HISTORY_MAX_AGE, DEFAULT_HISTORY_MAX_ROWS,
                             ENV_CONFIG, LOG_LEVELS, MAX_SETTINGS_BYTES, ConfigError, Layered, Value, alerts_settings,
                             find_settings_file, read_layered)
-from .settings_file import count as _count, typed as _typed
+from .settings_file import DEFAULT_RESUME_GRACE, count as _count, typed as _typed
 from .storm import ChannelLimits
 from .values import parse_bool, parse_duration
 
@@ -79,6 +79,7 @@ class Settings:
     history_max_age: float = DEFAULT_HISTORY_MAX_AGE  # seconds
     history_max_rows: int = DEFAULT_HISTORY_MAX_ROWS
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    resume_grace: float = DEFAULT_RESUME_GRACE  # seconds; 0: none
 
     @property
     def state_path(self) -> Path:
@@ -118,6 +119,7 @@ def _build(files: list[Path], merged: dict[str, dict[str, Value]], section_files
         api_port=alerts.api_port,
         history_max_age=alerts.history_max_age,
         history_max_rows=alerts.history_max_rows,
+        resume_grace=alerts.resume_grace,
         reminders=_reminders(merged.get("reminders", {}), monitors),
         routing=routing,
         channels=channels,

@@ -675,6 +675,13 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def record_sleep(self, start: float, end: float) -> None:
+        """A history line (event and kind `sleep`) for a suspend from `start` to `end`: `asleep 22:10–07:02 (8 h 52 min)`."""
+        from .sleep import Sleep, describe
+
+        with self.store.write() as tx:
+            tx.history(end, "sleep", "sleep", Level.INFO, describe(Sleep(start, end)))
+
 
 def _stored(tx: Transaction) -> Callable[[str], bool]:
     """Whether an event is active in the file, as this write sees it."""

@@ -86,14 +86,26 @@ def call_soon(callback: Any, *args: Any) -> None:
 
 async def connect() -> Any:
     """A new connection to the session bus (`dbus_fast.aio.MessageBus`), or BusUnavailable saying why."""
+    return await _connect("session", _address())
+
+
+async def connect_system(address: str | None = None) -> Any:
+    """A new connection to the system bus (at `address`, else where $DBUS_SYSTEM_BUS_ADDRESS or the standard
+    socket says), or BusUnavailable saying why."""
+    return await _connect("system", address)
+
+
+async def _connect(kind: str, address: str | None) -> Any:
     try:
+        from dbus_fast import BusType
         from dbus_fast.aio import MessageBus
     except ImportError:
         raise BusUnavailable("dbus-fast is not installed (pip install dbus-fast)") from None
+    bus_type = BusType.SYSTEM if kind == "system" else BusType.SESSION  # an address, when given, is used instead
     try:
-        bus = await MessageBus(bus_address=_address()).connect()
+        bus = await MessageBus(bus_address=address, bus_type=bus_type).connect()
     except Exception as error:  # no address, socket refused, auth failed
-        raise BusUnavailable(f"cannot reach the session D-Bus ({type(error).__name__}: {error})") from None
+        raise BusUnavailable(f"cannot reach the {kind} D-Bus ({type(error).__name__}: {error})") from None
     writer = getattr(bus, "_writer", None)
     if writer is not None and hasattr(writer, "sock"):
         writer.sock = _PatientSocket(writer.sock)

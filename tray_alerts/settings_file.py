@@ -24,13 +24,17 @@ ALERTS_KEYS = {
     "api_port": "port of the push API on 127.0.0.1",
     "history_max_age": "how long history lines are kept",
     "history_max_rows": "how many history lines are kept at most",
+    "resume_grace": "after a resume from sleep, how long monitors do not judge bad readings",
 }
 # Below Linux's ephemeral range (32768-60999), so no outgoing connection can hold it; in neither /etc/services
 # nor the IANA registry.
 DEFAULT_API_PORT = 9977
 DEFAULT_HISTORY_MAX_AGE = 30 * 86400.0
 DEFAULT_HISTORY_MAX_ROWS = 100_000
+DEFAULT_RESUME_GRACE = 120.0
+MAX_RESUME_GRACE = 3600.0  # longer, and monitoring would sit idle for much of a day of short naps
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_ZERO_DURATION = re.compile(r"^0+(?:\.0*)?\s*(?:ms|s|m|h|d)?$", re.IGNORECASE)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 T = TypeVar("T")
 
@@ -81,6 +85,7 @@ class AlertsSettings(NamedTuple):
     api_port: int
     history_max_age: float
     history_max_rows: int
+    resume_grace: float = DEFAULT_RESUME_GRACE
 
     @property
     def state_path(self) -> Path:
@@ -141,6 +146,7 @@ def alerts_settings(layered: Layered) -> AlertsSettings:
         api_port=typed(alerts, "api_port", _port, DEFAULT_API_PORT),
         history_max_age=typed(alerts, "history_max_age", parse_duration, DEFAULT_HISTORY_MAX_AGE),
         history_max_rows=typed(alerts, "history_max_rows", _at_least_one, DEFAULT_HISTORY_MAX_ROWS),
+        resume_grace=typed(alerts, "resume_grace", _grace, DEFAULT_RESUME_GRACE),
     )
 
 
@@ -180,6 +186,16 @@ def _at_least_one(text: str) -> int:
     if number < 1:
         raise ValueError(f"must be at least 1: {text!r}")
     return number
+
+
+def _grace(text: str) -> float:
+    """A duration of at most MAX_RESUME_GRACE, or none: 0 (`0s`, `0m`, ...) or `off`."""
+    if text.lower() in ("off", "no") or _ZERO_DURATION.match(text):
+        return 0.0
+    seconds = parse_duration(text)
+    if seconds > MAX_RESUME_GRACE:
+        raise ValueError(f"at most 1 h (monitors judge no bad reading during it): {text!r}")
+    return seconds
 
 
 def _path(text: str) -> Path:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
+from .clock import Clock
 from .config import ChannelSettings, Settings
 from .display import clock
 from .engine import Engine
@@ -16,6 +17,7 @@ from .monitors.heartbeat import HeartbeatMonitor
 from .monitors.runner import MonitorRunner
 from .paths import folder_problem
 from .redact import register_secret
+from .sleep import SleepTracker
 from .state import ChannelHealth, StateStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ def build_channels(settings: Settings) -> ChannelSet:
     return ChannelSet(ready, unavailable)
 
 
-def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_in_background: bool = True) -> Engine:
+def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_in_background: bool = True,
+                 clock: Clock | None = None) -> Engine:
     """An Engine on the settings' state file, routing and channels.
 
     One-shot commands pass retry_in_background=False: what they could not deliver waits in the outbox
@@ -72,7 +75,7 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
                   reminders=settings.reminders, history_max_age=float(settings.history_max_age),
-                  history_max_rows=int(settings.history_max_rows),
+                  history_max_rows=int(settings.history_max_rows), clock=clock,
                   dependencies={name: spec.depends_on for name, spec in settings.monitors.items() if spec.depends_on})
 
 
@@ -147,10 +150,13 @@ class _RaisesNothing:
         raise RuntimeError("check clears nothing")
 
 
-def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], None] | None = None) -> MonitorRunner:
-    """The monitor runner for the settings' monitors; heartbeats read their pings from the engine's state."""
+def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], None] | None = None,
+                 sleeps: SleepTracker | None = None) -> MonitorRunner:
+    """The monitor runner for the settings' monitors on the engine's clock; heartbeats read their pings from the
+    engine's state; `sleeps` gives the grace after a resume."""
     _connect_heartbeats(settings, engine.last_ping)
-    return MonitorRunner(MonitorSink(engine), settings.monitors.values(), on_change)
+    return MonitorRunner(MonitorSink(engine), settings.monitors.values(), on_change, clock=engine.clock,
+                         sleeps=sleeps)
 
 
 def build_checker(settings: Settings, last_ping: Callable[[str], float | None]) -> MonitorRunner:

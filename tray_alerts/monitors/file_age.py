@@ -1,11 +1,13 @@
-"""File age: how long ago `path` (a backup, a log, a heartbeat file) was last modified."""
+"""File age: how long ago `path` (a backup, a log, a heartbeat file) was last modified, judged in time awake
+(a night asleep does not count)."""
 from __future__ import annotations
 
 import os
-import time
 
+from ..clock import SYSTEM_CLOCK
 from ..display import duration
 from ..model import Level
+from ..sleep import AlwaysAwake, AwakeTime, of_it_awake
 from .base import Options, Reading, Thresholds
 
 
@@ -20,6 +22,11 @@ class FileAgeMonitor:
         self.name, self.type, self.path = name, self.TYPE, path
         self.label = f"file {path}"
         self.thresholds, self.missing = thresholds, missing
+        self.awake: AwakeTime = AlwaysAwake(SYSTEM_CLOCK)
+
+    def use_awake_time(self, awake: AwakeTime) -> None:
+        """Measure the age in `awake`'s time awake (the runner's clock and the sleeps it knows)."""
+        self.awake = awake
 
     @classmethod
     def from_options(cls, name: str, options: Options, timeout: float) -> FileAgeMonitor:
@@ -33,7 +40,8 @@ class FileAgeMonitor:
         except FileNotFoundError:
             self.thresholds.current = None
             return Reading(self.missing, "is missing", None, {"path": self.path})
-        age = max(0.0, time.time() - modified)
-        level = self.thresholds.classify(age)
-        summary = self.thresholds.describe(age, level).replace("at ", "is ", 1).replace(" (", " old (", 1)
-        return Reading(level, summary, age, {"path": self.path, "age": duration(age)})
+        age, awake = max(0.0, self.awake.now() - modified), self.awake.awake_since(modified)
+        level = self.thresholds.classify(awake)
+        limits = self.thresholds.describe(awake, level).partition(" (")[2]
+        summary = f"is {duration(age)} old{of_it_awake(age, awake)} ({limits}"
+        return Reading(level, summary, awake, {"path": self.path, "age": duration(age)})

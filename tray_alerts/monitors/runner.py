@@ -1,15 +1,19 @@
 """Runs each monitor in its own thread on its own interval and turns readings into raise/clear with flap
-control: `failures_before_alert` bad readings in a row raise, `successes_before_clear` good ones clear."""
+control: `failures_before_alert` bad readings in a row raise, `successes_before_clear` good ones clear. In the
+grace after a resume from sleep a bad reading is not judged: it neither raises nor counts toward
+`failures_before_alert`, and the monitor checks again when the grace ends; a good reading still clears."""
 from __future__ import annotations
 
 import logging
 import threading
-import time
+import time  # real time only to bound threads (a check's safety net, joining at stop)
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..display import duration
 from ..model import Level, context_arguments
+from ..sleep import SleepTracker
 from . import MonitorSpec
 from .base import Reading
 
@@ -36,6 +40,7 @@ class MonitorStatus:
     checked_at: float | None
     bad_streak: int = 0
     good_streak: int = 0
+    held_until: float | None = None  # a bad reading in the grace after a resume: judged from this wall time on
 
     @property
     def message(self) -> str:
@@ -43,11 +48,20 @@ class MonitorStatus:
 
 
 class MonitorRunner:
-    """Background threads, one per monitor; a hung or failing check never holds up another."""
+    """Background threads, one per monitor; a hung or failing check never holds up another. Time comes from
+    `clock`; `sleeps` knows of suspend and resume (without it, only clock jumps this runner sees, and no grace).
+    Monitors that measure an age (heartbeat, file_age) are given it, to count that age in time awake."""
 
-    def __init__(self, sink: AlertSink, specs: Iterable[MonitorSpec], on_change: Callable[[], None] | None = None):
+    def __init__(self, sink: AlertSink, specs: Iterable[MonitorSpec], on_change: Callable[[], None] | None = None,
+                 *, clock: Clock = SYSTEM_CLOCK, sleeps: SleepTracker | None = None):
         self.sink = sink
         self.specs = {spec.name: spec for spec in specs}
+        self.clock = clock
+        self.sleeps = sleeps or SleepTracker(clock)
+        for spec in self.specs.values():
+            use_awake_time = getattr(spec.monitor, "use_awake_time", None)
+            if use_awake_time is not None:
+                use_awake_time(self.sleeps)
         self._status = {name: MonitorStatus(name, spec.monitor.type, spec.monitor.label, None, None)
                         for name, spec in self.specs.items()}
         self._hung: dict[str, threading.Thread] = {}
@@ -88,22 +102,38 @@ class MonitorRunner:
         spec = self.specs[name]
         while not self._stop.is_set():
             self.run_once(name)
-            self._wake[name].wait(spec.interval)
+            self.clock.wait(self._wake[name], self.next_wait(name))
             self._wake[name].clear()
+
+    def next_wait(self, name: str) -> float:
+        """Seconds until the monitor's next check: its interval, or less when a bad reading waits for the end of
+        the grace after a resume."""
+        interval = self.specs[name].interval
+        with self._lock:
+            held_until = self._status[name].held_until
+        if held_until is None:
+            return interval
+        return min(interval, max(0.0, held_until - self.clock.time()))
 
     def run_once(self, name: str) -> Reading:
         """Check one monitor now and raise, escalate or clear its event as the readings say."""
         spec = self.specs[name]
+        self.sleeps.look()  # a resume the clock shows is known before an age is measured
         reading = self.read(spec)
+        self.sleeps.look()
+        held_until = self.sleeps.grace_end() if not reading.ok and self.sleeps.in_grace() else None
         with self._lock:
             before = self._status[name]
-            bad = before.bad_streak + 1 if not reading.ok else 0
+            bad = before.bad_streak if held_until is not None else before.bad_streak + 1 if not reading.ok else 0
             good = before.good_streak + 1 if reading.ok else 0
-            self._status[name] = replace(before, reading=reading, checked_at=time.time(), bad_streak=bad,
-                                         good_streak=good)
+            self._status[name] = replace(before, reading=reading, checked_at=self.clock.time(), bad_streak=bad,
+                                         good_streak=good, held_until=held_until)
         message = reading.message(spec.monitor.label)
+        if held_until is not None:
+            log.info("monitor %s: not judged in the grace after a resume (%s): %s", name,
+                     duration(self.sleeps.grace), message)
         try:
-            if reading.level is not None and bad >= spec.failures_before_alert:
+            if reading.level is not None and held_until is None and bad >= spec.failures_before_alert:
                 # context keys may be anything (a plugin's perfdata labels): never raise_alert's own names
                 self.sink.raise_alert(name, reading.level, message, **context_arguments(reading.context))
             elif reading.ok and good >= spec.successes_before_clear:
