@@ -121,3 +121,64 @@ def test_a_real_prometheus_scrapes_it_with_the_token_and_is_refused_without(chan
                 assert list(delivered.values()) == [2.0]  # the firing and its recovery
         finally:
             metrics.stop()
+
+
+# ---- in the app: off by default; on, with its own token, and a port taken said in one line ---------------------
+
+def app_settings(tmp_path, metrics: str):
+    """Settings for an app of the test's own (state, log and API port private to it) with a disk monitor."""
+    from helpers_net import free_port
+    from tray_alerts.config import load_settings
+
+    path = tmp_path / "settings.ini"
+    path.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'app.log'}\n"
+                    f"api_port = {free_port()}\n[channel.desktop]\nenabled = no\n"
+                    f"[monitor.disk_root]\npath = {tmp_path}\n{metrics}")
+    return load_settings(path, {})
+
+
+def test_the_app_serves_metrics_only_when_asked_with_a_token_of_their_own(tmp_path):
+    import stat
+
+    from helpers_net import free_port
+    from tray_alerts.app import App
+
+    app = App(app_settings(tmp_path, ""), system_bus=f"unix:path={tmp_path / 'no-bus'}")
+    try:
+        assert app.metrics is None and not (tmp_path / "state" / "metrics-token").exists()
+    finally:
+        app.stop()
+    port = free_port()
+    app = App(app_settings(tmp_path, f"[metrics]\nenabled = yes\naddress = 127.0.0.1:{port}\n"),
+              system_bus=f"unix:path={tmp_path / 'no-bus'}")
+    app.start()
+    try:
+        app.runner.run_once("disk_root")
+        token_file = tmp_path / "state" / "metrics-token"
+        token = token_file.read_text().strip()
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert token != (tmp_path / "state" / "api-token").read_text().strip()
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert requests.get(url, timeout=5).status_code == 401
+        got = samples(requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).text)
+        disk = (("monitor", "disk_root"), ("type", "disk"))
+        assert 0 < got[("tray_alerts_monitor_value", disk)] <= 100
+        assert got[("tray_alerts_monitor_severity", disk)] in (0, 2, 3, 4)
+    finally:
+        app.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=2)
+
+
+def test_a_metrics_port_taken_is_one_line_and_the_app_lets_go_of_everything(tmp_path):
+    import socket
+
+    from tray_alerts.app import App, PortTaken
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        settings = app_settings(tmp_path, f"[metrics]\nenabled = yes\naddress = 127.0.0.1:{port}\n")
+        with pytest.raises(PortTaken) as caught:
+            App(settings, system_bus=f"unix:path={tmp_path / 'no-bus'}")
+    assert str(caught.value) == (f"port {port} on 127.0.0.1 is in use by another program (set [metrics] address)")
+    App(settings, system_bus=f"unix:path={tmp_path / 'no-bus'}").stop()  # the lock and the API port were let go

@@ -103,3 +103,32 @@ def test_a_summary_gives_the_latest_value_the_days_range_and_uptime_over_a_day_a
     assert summarise(rows, now) == Summary(latest=90.0, low=70.0, mean=82.0, high=90.0, up_day=5 / 6,
                                            up_week=5 / 18)
     assert summarise([], now) == Summary(None, None, None, None, None, None)
+
+
+def test_the_monitors_readings_are_kept_as_they_are_taken_and_downsampled_by_the_upkeep(tmp_path):
+    from tray_alerts import wiring
+    from tray_alerts.clock import FakeClock
+    from tray_alerts.config import load_settings
+
+    path = tmp_path / "settings.ini"
+    path.write_text(f"[alerts]\nstate_dir = {tmp_path / 'state'}\n[channel.desktop]\nenabled = no\n"
+                    f"[monitor.disk_root]\npath = {tmp_path}\n[monitor.nowhere]\ntype = tcp\nhost = 127.0.0.1\n"
+                    "port = 9\n")
+    settings = load_settings(path, {})
+    clock = FakeClock(T0)
+    engine = wiring.build_engine(settings, retry_in_background=False, clock=clock)
+    runner = wiring.build_runner(settings, engine)
+    try:
+        for _ in range(3):
+            runner.run_once("disk_root")
+            runner.run_once("nowhere")  # refused: a bad reading
+            clock.advance(60)
+        disk = load(engine.store, "disk_root", 0)
+        assert [r.at for r in disk] == [T0, T0 + 60, T0 + 120] and all(0 < r.value <= 100 for r in disk)
+        assert uptime(load(engine.store, "nowhere", 0)) == 0.0
+        clock.advance(DAY + 600)
+        engine.background.maintain()
+        assert [(r.span, r.count) for r in load(engine.store, "disk_root", 0)] == [(FIVE_MINUTES, 3)]
+    finally:
+        runner.stop()
+        engine.close()

@@ -5,7 +5,7 @@ import errno
 import logging
 import signal
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .api import PushApi, load_or_create_token
 from .clock import Clock
@@ -15,8 +15,12 @@ from .logind import LogindWatch
 from .logsetup import configure_logging
 from .monitors.heartbeat import HeartbeatMonitor
 from .opening import open_target, web_url
+from .paths import METRICS_TOKEN_FILE
 from .sleep import SleepTracker
 from .wiring import build_channels, build_engine, build_runner
+
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
 
 log = logging.getLogger(__name__)
 POP_UP_MUTE = 3600.0  # a pop-up's "Mute 1 h"
@@ -24,12 +28,12 @@ POP_UP_MUTE = 3600.0  # a pop-up's "Mute 1 h"
 __all__ = ["AlreadyRunning", "App", "PortTaken", "run_headless"]
 
 
-def port_problem(port: int, error: OSError) -> str:
-    """Why the push API cannot listen: `port 9977 on 127.0.0.1 is in use by another program (set [alerts]
+def port_problem(port: int, error: OSError, host: str = "127.0.0.1", setting: str = "[alerts] api_port") -> str:
+    """Why a listener cannot listen: `port 9977 on 127.0.0.1 is in use by another program (set [alerts]
     api_port)`, or the system's reason for anything else."""
     if error.errno in (errno.EADDRINUSE, errno.EACCES):
-        return f"port {port} on 127.0.0.1 is in use by another program (set [alerts] api_port)"
-    return f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}"
+        return f"port {port} on {host} is in use by another program (set {setting})"
+    return f"cannot listen on {host}:{port}: {error.strerror or error}"
 
 
 class PortTaken(Exception):
@@ -70,6 +74,27 @@ class App:
             self.engine.close()
             self.lock.release()
             raise PortTaken(port_problem(settings.api_port, error)) from None
+        try:
+            self.metrics = self._metrics_server()
+        except PortTaken:
+            self.api.stop()
+            self.engine.close()
+            self.lock.release()
+            raise
+
+    def _metrics_server(self) -> MetricsServer | None:
+        """GET /metrics for a team's Prometheus, when [metrics] is on (its token made on first use)."""
+        metrics = self.settings.metrics
+        if not metrics.enabled:
+            return None
+        from .metrics import MetricsServer, read_snapshot  # prometheus_client is imported only when it is used
+
+        token = load_or_create_token(self.settings.state_dir, METRICS_TOKEN_FILE)
+        try:
+            return MetricsServer(metrics.host, metrics.port, token,
+                                 lambda: read_snapshot(self.engine, self.runner.statuses()))
+        except OSError as error:
+            raise PortTaken(port_problem(metrics.port, error, metrics.host, "[metrics] address")) from None
 
     def on_prepare_for_sleep(self, going_to_sleep: bool) -> None:
         """logind's PrepareForSleep (on the D-Bus loop: it only notes the time; the history is written later)."""
@@ -114,6 +139,8 @@ class App:
     def start(self) -> None:
         """Start the monitors and the push API."""
         self.api.start()
+        if self.metrics is not None:
+            self.metrics.start()
         self.logind.start()
         self.runner.start()
         ready = ", ".join(self.channels.ready) or "none"
@@ -126,6 +153,8 @@ class App:
         self.runner.stop()
         self.logind.stop()
         self.api.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         self.engine.close()
         if not keep_lock:
             self.lock.release()

@@ -8,6 +8,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Callable
 
+from . import readings
 from .display import duration
 from .lifecycle import Remind, due_reminders
 from .outbox import PERSON_HOLDS, RELATIVE_HOLDS
@@ -171,13 +172,15 @@ class Background:
             self._pruning = self.maintain(now, PRUNE_WRITES)  # again MAINTAIN_EVERY later
 
     def maintain(self, now: float | None = None, writes: int | None = None) -> bool:
-        """Prune history to the engine's age and row cap, forget done outbox rows and ended mutes, give free pages
-        back to the file system: in short writes, at most `writes` per table; True if there is more to do."""
+        """Prune history to the engine's age and row cap, downsample old readings (forgetting them with the history),
+        forget done outbox rows and ended mutes, give free pages back to the file system: in short writes, at most
+        `writes` per table; True if there is more to do."""
         engine = self.engine
         now = engine.clock.time() if now is None else now
         store: StateStore = engine.store
         pruned, more = store.prune_history(now - engine.history_max_age, engine.history_max_rows, writes=writes)
         done, more_done = store.prune_done(now - DONE_ROWS_KEEP_SECONDS, writes=writes)
+        readings.downsample(store, now, readings.Retention(keep=engine.history_max_age))
         self.forget_mutes(now)
         pages, more_pages = (0, False) if more or more_done else store.vacuum(writes=writes)
         if pruned or done or pages:

@@ -169,5 +169,8 @@ class MetricsServer:
         log.info("metrics for Prometheus on http://%s:%d/metrics", self.host, self.port)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Stop serving (if it started) and close the socket."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5.0)
         self._server.server_close()

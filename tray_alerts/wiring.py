@@ -9,16 +9,18 @@ from .channels import Channel, NotConfigured, SettingError, build_channel, chann
 from .clock import Clock
 from .config import ChannelSettings, Settings
 from .display import clock
+from . import readings
 from .engine import Engine
 from .lifecycle import Raise
 from .model import Level, check_event, clean_context, clean_message
 from .results import Result
+from .monitors.base import Reading
 from .monitors.heartbeat import HeartbeatMonitor
 from .monitors.runner import MonitorRunner
 from .paths import folder_problem
 from .redact import register_secret
 from .sleep import SleepTracker
-from .state import ChannelHealth, StateStore
+from .state import ChannelHealth, StateStore, StoreFault
 
 log = logging.getLogger(__name__)
 SECRET_KEY_WORDS = ("password", "token", "secret", "webhook", "api_key", "apikey")
@@ -131,6 +133,7 @@ class MonitorSink:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._reading_fault = ""  # why readings cannot be kept now (said once, not at every reading)
 
     def raise_alert(self, event: str, level: Level | str, message: str, **context: object) -> Result:
         return self.engine.raise_request(Raise(check_event(event), Level.parse(level), clean_message(message),
@@ -138,6 +141,19 @@ class MonitorSink:
 
     def clear_alert(self, event: str, message: str = "recovered", *, context: dict | None = None) -> Result:
         return self.engine.clear_alert(event, message, wait=0.0, context=context)
+
+    def keep_reading(self, monitor: str, reading: Reading, at: float) -> None:
+        """Keep a reading (its value, and whether it was bad) for charts and uptime; while the state file cannot
+        be written, readings are not kept (said once: they are not alerts, which wait to be stored)."""
+        try:
+            with self.engine.store.write() as tx:
+                readings.record(tx, monitor, at, reading.value, not reading.ok)
+        except StoreFault as fault:
+            if fault.reason != self._reading_fault:
+                log.warning("monitor readings are not kept while %s", fault.reason)
+            self._reading_fault = fault.reason
+            return
+        self._reading_fault = ""
 
 
 class _RaisesNothing:
@@ -155,8 +171,9 @@ def build_runner(settings: Settings, engine: Engine, on_change: Callable[[], Non
     """The monitor runner for the settings' monitors on the engine's clock; heartbeats read their pings from the
     engine's state; `sleeps` gives the grace after a resume."""
     _connect_heartbeats(settings, engine.last_ping)
-    return MonitorRunner(MonitorSink(engine), settings.monitors.values(), on_change, clock=engine.clock,
-                         sleeps=sleeps)
+    sink = MonitorSink(engine)
+    return MonitorRunner(sink, settings.monitors.values(), on_change, clock=engine.clock, sleeps=sleeps,
+                         on_reading=sink.keep_reading)
 
 
 def build_checker(settings: Settings, last_ping: Callable[[str], float | None]) -> MonitorRunner:

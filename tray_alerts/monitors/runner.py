@@ -53,8 +53,10 @@ class MonitorRunner:
     Monitors that measure an age (heartbeat, file_age) are given it, to count that age in time awake."""
 
     def __init__(self, sink: AlertSink, specs: Iterable[MonitorSpec], on_change: Callable[[], None] | None = None,
-                 *, clock: Clock = SYSTEM_CLOCK, sleeps: SleepTracker | None = None):
+                 *, clock: Clock = SYSTEM_CLOCK, sleeps: SleepTracker | None = None,
+                 on_reading: Callable[[str, Reading, float], None] | None = None):
         self.sink = sink
+        self.on_reading = on_reading  # every reading as it is taken (kept for charts and uptime)
         self.specs = {spec.name: spec for spec in specs}
         self.clock = clock
         self.sleeps = sleeps or SleepTracker(clock)
@@ -122,17 +124,20 @@ class MonitorRunner:
         reading = self.read(spec)
         self.sleeps.look()
         held_until = self.sleeps.grace_end() if not reading.ok and self.sleeps.in_grace() else None
+        checked_at = self.clock.time()
         with self._lock:
             before = self._status[name]
             bad = before.bad_streak if held_until is not None else before.bad_streak + 1 if not reading.ok else 0
             good = before.good_streak + 1 if reading.ok else 0
-            self._status[name] = replace(before, reading=reading, checked_at=self.clock.time(), bad_streak=bad,
+            self._status[name] = replace(before, reading=reading, checked_at=checked_at, bad_streak=bad,
                                          good_streak=good, held_until=held_until)
         message = reading.message(spec.monitor.label)
         if held_until is not None:
             log.info("monitor %s: not judged in the grace after a resume (%s): %s", name,
                      duration(self.sleeps.grace), message)
         try:
+            if self.on_reading is not None:
+                self.on_reading(name, reading, checked_at)
             if reading.level is not None and held_until is None and bad >= spec.failures_before_alert:
                 # context keys may be anything (a plugin's perfdata labels): never raise_alert's own names
                 self.sink.raise_alert(name, reading.level, message, **context_arguments(reading.context))
