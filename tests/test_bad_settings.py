@@ -48,6 +48,15 @@ EXPECTED = {
     "channel_empty_name.ini": " [channel.]: unknown section",
     "channel_enabled_not_a_boolean.ini": " [channel.log] enabled: not yes or no: 'perhaps'",
     "channel_max_per_minute_not_a_number.ini": " [channel.log] max_per_minute: not a whole number: 'ten'",
+    "channel_quiet_allows_unknown_level.ini": " [channel.email] quiet_allows: unknown level 'urgent' (allowed: info,"
+                                              " warning, error, critical), or none",
+    "channel_quiet_allows_without_quiet_hours.ini": " [channel.email] quiet_allows: needs quiet_hours (a window like"
+                                                    " 22:00-07:00) in the same section",
+    "channel_quiet_hours_empty_window.ini": " [channel.email] quiet_hours: starts and ends at the same time:"
+                                            " '07:00-07:00'",
+    "channel_quiet_hours_not_a_time_of_day.ini": " [channel.email] quiet_hours: not a time of day (00:00 to 23:59):"
+                                                 " '22:00-25:00'",
+    "channel_quiet_hours_not_a_window.ini": " [channel.email] quiet_hours: not a window like 22:00-07:00: '22-7'",
     "channel_name_is_not_a_type.ini": " [channel.pager]: unknown channel type 'pager'",
     "channel_unknown_type.ini": " [channel.pager] type: unknown channel type 'pagerduty'",
     "desktop_sound_not_a_theme_name.ini": " [channel.desktop] sound_critical: not a sound name from the freedesktop"

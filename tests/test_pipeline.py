@@ -1,14 +1,17 @@
 """The per-channel stages and storm control as tables: ordering, snooze and mute holds (quiet channels exempt),
-the storm cap and grouping, what storm control counts, and the summaries of what a cap held back."""
+quiet hours, the storm cap and grouping, what storm control counts, and the summaries of what a cap held back."""
 from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tray_alerts.display import clock
 from tray_alerts.model import Alert, Level, from_timestamp
-from tray_alerts.pipeline import (DROP, GROUP, HOLD, HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_RETRY, HOLD_SNOOZE,
-                                  SEND_NOW, Conditions, Delivery, Verdict, counts_for_storm, holds, ordering,
-                                  run_stages, storm)
+from tray_alerts.pipeline import (DROP, GROUP, HOLD, HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_QUIET, HOLD_RETRY,
+                                  HOLD_SNOOZE, SEND_NOW, SUMMARISE, Conditions, Delivery, Verdict, counts_for_storm,
+                                  holds, ordering, quiet, run_stages, storm, summarised_channels)
+from tray_alerts.quiet_hours import QuietHours, QuietPolicy, parse_window
 from tray_alerts.storm import (CAP_WINDOW, SUMMARY_EVENT, ChannelLimits, GateState, StormControl, StormDecision,
                                storm_verdict, summarise, summary_due)
 
@@ -122,6 +125,75 @@ def test_the_storm_stage_sends_under_the_cap_and_groups_a_pile_up():
     assert "grouped with others" in verdict.reason
 
 
+# ---- quiet hours -----------------------------------------------------------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NIGHT_23 = datetime(2026, 6, 10, 23, 0, tzinfo=BERLIN).timestamp()
+SEVEN = datetime(2026, 6, 11, 7, 0, tzinfo=BERLIN).timestamp()
+QUIET = Conditions(quiet_hours=QuietPolicy({"desktop": QuietHours(parse_window("22:00-07:00"), CRITICAL)}, BERLIN))
+
+
+OVERTAKEN = ("dropped as overtaken: the alert recovered or went out at a higher level during quiet hours (it is in"
+             " the history)")
+
+
+def quiet_row(kind="firing", level=WARNING, hold=HOLD_NONE, channel="desktop", id_=1, resolved=False):
+    the_alert = Alert("disk", level, "m", at=from_timestamp(NIGHT_23), resolved=resolved)
+    return Delivery(id_, channel, "disk", "ep1", kind, the_alert, hold=hold)
+
+
+@pytest.mark.parametrize("the_row, now, conditions, expected", [
+    (quiet_row(), NIGHT_23, QUIET, (HOLD, SEVEN, HOLD_QUIET, "held for quiet hours until 07:00")),
+    (quiet_row(level=ERROR), NIGHT_23, QUIET, (HOLD, SEVEN, HOLD_QUIET, "held for quiet hours until 07:00")),
+    (quiet_row(kind="escalation"), NIGHT_23, QUIET, (HOLD, SEVEN, HOLD_QUIET, "held for quiet hours until 07:00")),
+    (quiet_row(kind="summary"), NIGHT_23, QUIET, (HOLD, SEVEN, HOLD_QUIET, "held for quiet hours until 07:00")),
+    (quiet_row(level=CRITICAL), NIGHT_23, QUIET, None),  # quiet_allows = critical
+    (quiet_row(kind="recovery", resolved=True), NIGHT_23, QUIET, None),  # a recovery of what was told
+    (quiet_row(kind="reminder"), NIGHT_23, QUIET, (DROP, None, HOLD_QUIET, "reminder skipped: quiet hours until 07:00")),
+    (quiet_row(channel="slack"), NIGHT_23, QUIET, None),  # a channel without quiet hours
+    (quiet_row(), SEVEN, QUIET, None),  # the window is over
+    (quiet_row(hold=HOLD_QUIET), SEVEN, QUIET, None),  # ... and what it held goes out
+    (quiet_row(hold=HOLD_QUIET), SEVEN, replace(QUIET, summarised=frozenset({"desktop"})),
+     (SUMMARISE, None, HOLD_QUIET, "held for quiet hours: sent in one summary with the others")),
+    (quiet_row(), SEVEN, replace(QUIET, summarised=frozenset({"desktop"})), None),  # never held: not summarised
+    (quiet_row(hold=HOLD_QUIET), SEVEN, replace(QUIET, overtaken=frozenset({1})),
+     (DROP, None, HOLD_QUIET, OVERTAKEN)),
+    (quiet_row(kind="recovery", resolved=True), SEVEN, replace(QUIET, overtaken=frozenset({1})),
+     (DROP, None, HOLD_QUIET, OVERTAKEN)),
+    (quiet_row(), NIGHT_23, Conditions(), None),  # no quiet hours at all
+])
+def test_quiet_hours_hold_until_the_window_ends(the_row, now, conditions, expected):
+    verdict = quiet(the_row, conditions, now)
+    assert (verdict if verdict is None else (verdict.action, verdict.until, verdict.hold, verdict.reason)) == expected
+
+
+@pytest.mark.parametrize("the_row, now, waits", [
+    (quiet_row(level=CRITICAL), NIGHT_23, False),  # let through: it does not wait behind what quiet hours hold
+    (quiet_row(level=ERROR), NIGHT_23, True),
+    (quiet_row(level=CRITICAL, kind="recovery", resolved=True), NIGHT_23, True),  # a recovery stays behind
+    (quiet_row(level=CRITICAL), SEVEN, True),  # after the window: in order again
+    (quiet_row(level=CRITICAL, channel="slack"), NIGHT_23, True),  # no quiet hours there
+])
+def test_a_level_quiet_hours_let_through_does_not_queue_behind_what_they_hold(the_row, now, waits):
+    conditions = replace(QUIET, ahead=frozenset({the_row.key}))
+    assert (ordering(the_row, conditions, now) is not None) is waits
+
+
+@pytest.mark.parametrize("held, limits, overtaken, now, summarised", [
+    (5, {}, frozenset(), SEVEN, frozenset()),  # five go out one by one
+    (6, {}, frozenset(), SEVEN, frozenset({"desktop"})),  # more than five: one summary
+    (6, {}, frozenset(), NIGHT_23, frozenset()),  # still quiet: nothing goes out yet
+    (6, {}, frozenset({1, 2}), SEVEN, frozenset()),  # what recovered does not count
+    (4, {"desktop": ChannelLimits(group_after=3)}, frozenset(), SEVEN, frozenset({"desktop"})),
+    (4, {"desktop": ChannelLimits(max_per_minute=4)}, frozenset(), SEVEN, frozenset()),
+])
+def test_more_rows_held_than_the_channels_threshold_are_summarised(held, limits, overtaken, now, summarised):
+    rows = [quiet_row(hold=HOLD_QUIET, id_=n) for n in range(1, held + 1)] + [quiet_row(id_=99), quiet_row(
+        kind="summary", hold=HOLD_QUIET, id_=98)]  # one never held, one summary: neither counts
+    conditions = replace(QUIET, limits=limits, overtaken=overtaken)
+    assert summarised_channels(rows, conditions, now) == summarised
+
+
 # ---- what storm control counts ---------------------------------------------------------------------------------
 
 
@@ -134,6 +206,9 @@ def test_the_storm_stage_sends_under_the_cap_and_groups_a_pile_up():
     (row(attempts=1), SEND_NOW, False),  # a retry was counted on its first try
     (row(hold=HOLD_GROUP), SEND_NOW, False),  # a grouped row going out was counted when grouped
     (row(kind="summary"), SEND_NOW, False),
+    (row(), Verdict(HOLD, "quiet", NOW + 30, HOLD_QUIET), False),  # held for quiet hours: counted when sent
+    (row(), Verdict(DROP, "reminder skipped", None, HOLD_QUIET), False),  # quiet hours' drops are not the cap's
+    (row(hold=HOLD_QUIET), SEND_NOW, True),  # what quiet hours held counts when it goes out
 ])
 def test_storm_control_counts_fresh_rows_sent_grouped_or_dropped(the_row, verdict, counted):
     assert counts_for_storm(the_row, verdict) is counted
@@ -149,6 +224,8 @@ def test_the_first_stage_with_a_verdict_decides():
     everything = Conditions(snoozed_until=NOW + 100, limits=limits, gates=full, ahead=behind)
     assert "queued behind" in run_stages(row(), everything, NOW).reason  # ordering first
     assert run_stages(row(), replace(everything, ahead=frozenset()), NOW).hold == HOLD_SNOOZE  # then holds
+    night = replace(QUIET, limits={"desktop": ChannelLimits(max_per_minute=1)}, gates={"desktop": full["slack"]})
+    assert run_stages(quiet_row(), night, NIGHT_23).hold == HOLD_QUIET  # then quiet hours
     assert run_stages(row(), Conditions(limits=limits, gates=full), NOW).action == DROP  # then storm control
     assert run_stages(row(), Conditions(), NOW) is SEND_NOW
 

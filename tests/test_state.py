@@ -272,3 +272,19 @@ def test_a_schema_6_file_gains_dependencies_and_keeps_its_events(tmp_path):
             assert [r.event for r in tx.inhibited_by("disk")] == ["child"]
     finally:
         store.close()
+
+
+def test_rows_held_for_quiet_hours_count_as_held_not_as_waiting_to_retry(tmp_path):
+    from tray_alerts.pipeline import HOLD_QUIET, HOLD_RETRY
+
+    store = StateStore(tmp_path / "state.db")
+    alert = Alert("e", Level.WARNING, "m")
+    try:
+        with store.write() as tx:
+            tx.insert(Delivery(0, "email", "e", "ep", "firing", alert, hold=HOLD_QUIET, not_before=9e9, expires_at=9e9))
+            tx.insert(Delivery(0, "slack", "e", "ep", "firing", alert, hold=HOLD_RETRY, not_before=9e9, expires_at=9e9))
+        health = store.channel_health()
+        assert (health["email"].held, health["email"].waiting) == (1, 0)
+        assert (health["slack"].held, health["slack"].waiting) == (0, 1)
+    finally:
+        store.close()

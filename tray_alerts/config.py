@@ -10,6 +10,7 @@ from .channels.base import SettingError
 from .monitors import MONITOR_TYPES, MonitorSpec, build_monitor, dependency_cycle
 from .model import Level
 from .outbox import RetryPolicy
+from .quiet_hours import QuietHours, parse_allows, parse_window
 from .reminders import ReminderPolicy
 from .routing import Routing
 from .settings_file import (ALERTS_KEYS, DEFAULT_API_PORT, DEFAULT_HISTORY_MAX_AGE, DEFAULT_HISTORY_MAX_ROWS,
@@ -21,7 +22,8 @@ from .values import parse_bool, parse_duration
 
 __all__ = ["ALERTS_KEYS", "DEFAULT_API_PORT", "ENV_CONFIG", "LOG_LEVELS", "MAX_SETTINGS_BYTES", "ChannelSettings",
            "ConfigError", "Settings", "Value", "find_settings_file", "load_settings"]
-CHANNEL_COMMON_KEYS = ("type", "enabled", "max_per_minute", "group_after", "group_window")
+CHANNEL_COMMON_KEYS = ("type", "enabled", "max_per_minute", "group_after", "group_window", "quiet_hours",
+                       "quiet_allows")
 METRICS_KEYS = ("enabled", "address")
 DEFAULT_METRICS_ADDRESS = ("127.0.0.1", 9978)
 
@@ -50,6 +52,7 @@ class ChannelSettings:
     section_file: Path
     enabled: bool = True
     limits: ChannelLimits = field(default_factory=ChannelLimits)
+    quiet_hours: QuietHours | None = None
 
     @property
     def section(self) -> str:
@@ -171,8 +174,21 @@ def _channels(merged: dict[str, dict[str, Value]], section_files: dict[str, Path
                                group_window=_typed(items, "group_window", parse_duration, 30.0, section))
         options = {key: value.text for key, value in items.items() if key not in CHANNEL_COMMON_KEYS}
         channels[name] = ChannelSettings(name, type_name, options, {k: v.file for k, v in items.items()},
-                                         section_files[section], enabled, limits)
+                                         section_files[section], enabled, limits, _quiet_hours(items, section))
     return channels
+
+
+def _quiet_hours(items: dict[str, Value], section: str) -> QuietHours | None:
+    """A channel's `quiet_hours = 22:00-07:00` and `quiet_allows = LEVEL` (which needs a window)."""
+    window = _typed(items, "quiet_hours", parse_window, None, section)
+    allows = _typed(items, "quiet_allows", parse_allows, None, section)
+    if window is None:
+        value = items.get("quiet_allows")
+        if value is not None and value.text.strip():
+            raise ConfigError(value.file, "needs quiet_hours (a window like 22:00-07:00) in the same section",
+                              section, "quiet_allows")
+        return None
+    return QuietHours(window, allows)
 
 
 def _monitors(merged: dict[str, dict[str, Value]], section_files: dict[str, Path],

@@ -29,6 +29,7 @@ from .model import Alert, Level, check_event, clean_context, clean_message, from
 from .outbox import RESULT_DELIVERED, RESULT_DROPPED, RESULT_FAILED, RESULT_RETRYING, Outbox, RetryPolicy
 from .paths import default_state_path
 from .pipeline import DROP, GROUP, HOLD, HOLD_MUTE, HOLD_SNOOZE, SEND, Conditions, Delivery
+from .quiet_hours import QuietPolicy
 from .reminders import ReminderPolicy
 from .results import (DELIVERED, DROPPED, FAILED, HELD, NOT_STORED, PENDING, QUEUED, RETRYING, ChannelOutcome,
                       Result)
@@ -74,6 +75,7 @@ class Engine:
         retry_in_background: bool = True,
         quiet_channels: Iterable[str] = (),
         limits: Mapping[str, ChannelLimits] | None = None,
+        quiet_hours: QuietPolicy | None = None,
         reminders: ReminderPolicy | None = None,
         clock: Clock | None = None,
         history_max_age: float = 30 * 86400,
@@ -101,6 +103,7 @@ class Engine:
         self.store = StateStore(self.state_path, self.clock)
         self._dispatcher = Dispatcher(self.channels, delivery_timeout)
         self.storm = StormControl(limits or {})
+        self.quiet_hours = quiet_hours or QuietPolicy()  # per channel: a daily window that holds notifications
         self.outbox = Outbox(self.store, self._dispatcher, self.retry, self.clock, self._conditions, self.storm,
                              self._answered, self._never_told)
         # parents per event (a monitor's depends_on; a pushed raise names its own), and the channels an inhibited
@@ -503,7 +506,8 @@ class Engine:
         with mirror.lock:
             mutes = dict(mirror.mutes) if mirror.mutes else _NO_MUTES
         gates = self.storm.gates() if self.storm.limits else _NO_GATES
-        return Conditions(mirror.snoozed_until, mutes, self.quiet_channels, self.storm.limits, gates, ahead)
+        return Conditions(mirror.snoozed_until, mutes, self.quiet_channels, self.storm.limits, gates, ahead,
+                          self.quiet_hours)
 
     # ---- reading -------------------------------------------------------------------------------------------
 

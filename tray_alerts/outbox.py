@@ -17,10 +17,11 @@ from .clock import Clock, JumpDetector
 from .delivery import Dispatcher, Outcome
 from .display import clock as clock_text, duration
 from .model import Alert, from_timestamp
-from .pipeline import (DROP, GROUP, HOLD, HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_RETRY, HOLD_SNOOZE, SEND,
-                       SUMMARY_KIND, Conditions, Delivery, Verdict, counts_for_storm, run_stages)
+from .pipeline import (DROP, GROUP, HOLD, HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_QUIET, HOLD_RETRY, HOLD_SNOOZE,
+                       SEND, SUMMARISE, SUMMARY_KIND, Conditions, Delivery, Verdict, counts_for_storm, run_stages,
+                       summarised_channels)
 from .state import DELIVERED, DROPPED, FAILED, StateStore, StoreFault, Transaction
-from .storm import StormControl
+from .storm import StormControl, summary_alert
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ RECORD_GRACE = 0.002  # seconds an answer waits to ride with another write befor
 PASS_LIMIT = 200  # rows looked at in one pass
 RELATIVE_HOLDS = (HOLD_RETRY, HOLD_GROUP, HOLD_NONE)  # waits counted from "now": they move with a clock jump
 PERSON_HOLDS = (HOLD_MUTE, HOLD_SNOOZE)  # waits until a time a person chose: moved only when the clock goes back
+# HOLD_QUIET waits until a time of day (quiet hours end): never moved
 # results a waiter is told
 RESULT_DELIVERED, RESULT_FAILED, RESULT_RETRYING, RESULT_DROPPED = "delivered", "failed", "retrying", "dropped"
 
@@ -131,10 +133,10 @@ class Outbox:
         with self.store.write() as tx:
             self._add_summaries(tx, self.storm.take_summaries(now), now)
             local = self.local_ids()
-            conditions = self._conditions()
-            for row in tx.due(now, PASS_LIMIT):
-                if row.id in local:
-                    continue
+            due = [row for row in tx.due(now, PASS_LIMIT) if row.id not in local]
+            conditions = self._quiet_conditions(tx, due, self._conditions(), now)
+            quiet_held: dict[str, list[Delivery]] = {}
+            for row in due:
                 if expired(row, now):
                     self._give_up(tx, row, now, f"gave up after {row.attempts} tries over"
                                                 f" {duration(now - row.created_at)}: {row.last_error}")
@@ -147,10 +149,13 @@ class Outbox:
                     groups.setdefault(row.channel, []).append(row)
                 elif verdict.action == SEND:
                     claimed.append(row)
+                elif verdict.action == SUMMARISE:
+                    quiet_held.setdefault(row.channel, []).append(row)
                 else:
                     self.apply(tx, row, verdict, now)
                 if row.channel in self.storm.limits:
                     conditions = replace(conditions, gates=self.storm.gates())
+            self._summarise_quiet(tx, quiet_held, now)
             tx.claim([row.id for row in claimed] + [row.id for rows in groups.values() for row in rows], self.owner,
                      now + self.lease_seconds)
             self._renew(tx, now)
@@ -173,12 +178,49 @@ class Outbox:
             tx.finish(row, DROPPED, verdict.reason, now)
             tx.delivery_line(row, now, None, verdict.reason)
             self._on_answer(row, RESULT_DROPPED, verdict.reason)
-            self.untell(tx, row, now, verdict.reason)
+            if verdict.hold != HOLD_QUIET:  # quiet hours drop only what recovered meanwhile, and reminders
+                self.untell(tx, row, now, verdict.reason)
         elif verdict.action in (HOLD, GROUP) and verdict.until is not None:
             if row.hold != verdict.hold or row.not_before != verdict.until:
                 tx.hold(row, verdict.until, verdict.hold, verdict.reason)
                 if row.hold != verdict.hold:
                     tx.delivery_line(row, now, None, verdict.reason)
+
+    def _quiet_conditions(self, tx: Transaction, rows: list[Delivery], conditions: Conditions,
+                          now: float) -> Conditions:
+        """What quiet hours need to know of a pass's rows: which were overtaken while held (a held row whose
+        episode is over, or is at a higher level its channel has a row of; a recovery, written during quiet hours,
+        of a firing its channel never got), which channels get a summary."""
+        policy = conditions.quiet_hours
+        if not policy:
+            return conditions
+        overtaken = set()
+        for row in rows:
+            if row.channel not in policy.channels or row.kind == SUMMARY_KIND:
+                continue
+            if row.alert.resolved:
+                state = policy.state(row.channel, row.created_at)
+                if state is not None and state.quiet and not tx.knows(row):
+                    overtaken.add(row.id)
+            elif row.hold == HOLD_QUIET:
+                current = tx.event(row.event)
+                if current is None or current.episode != row.episode or (
+                        current.level > row.alert.level and row.kind != "reminder" and tx.knows(row)):
+                    overtaken.add(row.id)
+        conditions = replace(conditions, overtaken=frozenset(overtaken))
+        return replace(conditions, summarised=summarised_channels(rows, conditions, now))
+
+    def _summarise_quiet(self, tx: Transaction, held: dict[str, list[Delivery]], now: float) -> None:
+        """The rows quiet hours held for a channel are done: one summary naming them goes instead (like a storm
+        cap's, the channel no longer counts as told of what it names)."""
+        for channel, rows in held.items():
+            events = list(dict.fromkeys(row.event for row in rows))
+            count = len(rows)
+            summary = summary_alert(f"{count} alert{'s' if count != 1 else ''} held for quiet hours", events,
+                                    max(row.alert.level for row in rows), now)
+            for row in rows:
+                self.apply(tx, row, Verdict(DROP, f"held for quiet hours: named in one summary of {count}"), now)
+            self._add_summaries(tx, {channel: summary}, now)
 
     def next_wake(self) -> float | None:
         """When a pass next has work: a row falling due, a summary, a claim to renew."""

@@ -23,7 +23,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .lifecycle import ActiveEvent
 from .model import Alert, Level, from_timestamp
 from .paths import FolderError, private_folder
-from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_SNOOZE, Delivery
+from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_QUIET, HOLD_SNOOZE, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class ChannelHealth:
     last_ok: bool | None
     last_detail: str
     waiting: int  # notifications waiting to be retried after a failure
-    held: int = 0  # notifications held by a snooze, a mute or grouping (not a failure)
+    held: int = 0  # notifications held by a snooze, a mute, grouping or quiet hours (not a failure)
 
 
 @dataclass(frozen=True)
@@ -557,9 +557,9 @@ class StateStore:
                           " GROUP BY channel)")
         waiting: dict[str, int] = {}
         held: dict[str, int] = {}
-        for channel, hold, count in self._read("SELECT channel, hold IN (?, ?, ?), count(*) FROM outbox"
+        for channel, hold, count in self._read("SELECT channel, hold IN (?, ?, ?, ?), count(*) FROM outbox"
                                                " WHERE status = 'pending' GROUP BY 1, 2",
-                                               (HOLD_SNOOZE, HOLD_MUTE, HOLD_GROUP)):
+                                               (HOLD_SNOOZE, HOLD_MUTE, HOLD_GROUP, HOLD_QUIET)):
             (held if hold else waiting)[channel] = count
         health = {channel: ChannelHealth(from_timestamp(at), bool(ok), detail, waiting.get(channel, 0),
                                          held.get(channel, 0)) for channel, at, ok, detail in last}

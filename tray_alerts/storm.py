@@ -87,10 +87,15 @@ def summarise(gate: GateState, now: float) -> tuple[Alert, GateState]:
     """The summary alert of what the cap held back (at the worst level held back, naming the first few events),
     and the gate after it."""
     count = gate.held_back
-    message = f"{count} more alert{'s' if count != 1 else ''}: {name_some(gate.held_events)} — open the tray"
-    summary = Alert(SUMMARY_EVENT, gate.worst or Level.INFO, message, at=from_timestamp(now),
-                    context={"events": ", ".join(gate.held_events[:SUMMARY_CONTEXT_NAMES])})
+    summary = summary_alert(f"{count} more alert{'s' if count != 1 else ''}", gate.held_events, gate.worst, now)
     return summary, replace(gate, sent=(*gate.sent, now), held_back=0, worst=None, summary_at=None, held_events=())
+
+
+def summary_alert(lead: str, events: Sequence[str], worst: Level | None, now: float) -> Alert:
+    """One alert standing for many: `LEAD: disk_root, api, backup and 9 more — open the tray`, at the worst level,
+    the events (the first 50) in its context."""
+    return Alert(SUMMARY_EVENT, worst or Level.INFO, f"{lead}: {name_some(events)} — open the tray",
+                 at=from_timestamp(now), context={"events": ", ".join(events[:SUMMARY_CONTEXT_NAMES])})
 
 
 def name_some(events: Sequence[str], shown: int = SUMMARY_NAMES) -> str:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Callable, Mapping
 
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
@@ -18,6 +20,7 @@ from .monitors.base import Reading
 from .monitors.heartbeat import HeartbeatMonitor
 from .monitors.runner import MonitorRunner
 from .paths import folder_problem
+from .quiet_hours import QuietPolicy, QuietState
 from .redact import register_secret
 from .sleep import SleepTracker
 from .state import ChannelHealth, StateStore, StoreFault
@@ -76,9 +79,16 @@ def build_engine(settings: Settings, channels: ChannelSet | None = None, retry_i
                   retry=settings.retry, retry_in_background=retry_in_background,
                   quiet_channels={name for name, spec in settings.channels.items() if spec.type == "log"},
                   limits={name: spec.limits for name, spec in settings.channels.items()},
+                  quiet_hours=quiet_policy(settings),
                   reminders=settings.reminders, history_max_age=float(settings.history_max_age),
                   history_max_rows=int(settings.history_max_rows), clock=clock,
                   dependencies={name: spec.depends_on for name, spec in settings.monitors.items() if spec.depends_on})
+
+
+def quiet_policy(settings: Settings, zone: tzinfo | None = None) -> QuietPolicy:
+    """Every channel's quiet hours, read in the local time zone (or `zone`)."""
+    return QuietPolicy({name: spec.quiet_hours for name, spec in settings.channels.items() if spec.quiet_hours},
+                       zone)
 
 
 @dataclass(frozen=True)
@@ -92,13 +102,17 @@ class ChannelState:
 
 
 def channel_states(settings: Settings, health: Mapping[str, ChannelHealth] | None = None,
-                   channels: ChannelSet | None = None) -> dict[str, ChannelState]:
-    """Every configured channel's state: why it is not there, or what its latest delivery says (`health`: read from
-    the state file when it exists and not given)."""
+                   channels: ChannelSet | None = None, now: float | None = None,
+                   zone: tzinfo | None = None) -> dict[str, ChannelState]:
+    """Every configured channel's state: why it is not there, in quiet hours, or what its latest delivery says
+    (`health`: read from the state file when it exists and not given)."""
     channels = channels or build_channels(settings)
     if health is None:
         health = stored_health(settings)
-    return {name: ChannelState(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name)),
+    quiet = quiet_policy(settings, zone)
+    now = time.time() if now is None else now
+    return {name: ChannelState(name, spec.type, channel_state(name, channels.unavailable.get(name), health.get(name),
+                                                              quiet.state(name, now)),
                                name in channels.ready)
             for name, spec in settings.channels.items()}
 
@@ -114,8 +128,13 @@ def stored_health(settings: Settings) -> dict[str, ChannelHealth]:
         store.close()
 
 
-def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None) -> str:
-    """`ok (last delivery 14:30:01)`, `failing: <last error> (3 waiting to retry)` or why it is not there."""
+def channel_state(name: str, unavailable: str | None, health: ChannelHealth | None,
+                  quiet: QuietState | None = None) -> str:
+    """`ok (last delivery 14:30:01)`, `failing: <last error> (3 waiting to retry)`, `quiet until 07:00 (2
+    waiting)` or why it is not there."""
+    if quiet is not None and quiet.quiet and not unavailable:
+        count = (health.waiting + health.held) if health else 0
+        return f"quiet until {quiet.ends_text}" + (f" ({count} waiting)" if count else "")
     waiting = f" ({health.waiting} waiting to retry)" if health and health.waiting else ""
     if health and health.held:
         waiting += f" ({health.held} held: snoozed, muted or grouped)"
