@@ -424,3 +424,15 @@ def test_history_shows_each_monitors_readings_and_uptime(settings_file, tmp_path
     assert "No history yet." in shown
     one = cli(settings_file, "history", "--event", "api").stdout.splitlines()
     assert [line.split()[0] for line in one[:2]] == ["MONITOR", "api"]
+
+
+def test_check_config_says_the_grace_after_a_resume_and_where_metrics_listen(settings_file, tmp_path):
+    shown = cli(settings_file, "check-config")
+    assert shown.returncode == 0, shown.stderr
+    assert "after a resume from sleep: 2 min before bad readings count" in shown.stdout
+    assert "metrics for Prometheus: off ([metrics] enabled = no)" in shown.stdout
+    settings_file.write_text(settings_file.read_text().replace("[alerts]\n", "[alerts]\nresume_grace = 0\n")
+                             + "[metrics]\nenabled = yes\naddress = 192.168.1.5:9100\n")
+    shown = cli(settings_file, "check-config").stdout
+    assert "after a resume from sleep: bad readings count at once (resume_grace off)" in shown
+    assert "metrics for Prometheus: http://192.168.1.5:9100/metrics (token: metrics-token)" in shown

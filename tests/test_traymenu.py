@@ -289,6 +289,13 @@ def test_monitors_submenu_shows_each_reading_and_check_now(rec):
     assert rec.calls == [("check_now",)]
 
 
+def test_a_reading_held_after_a_resume_says_until_when(rec):
+    held = MonitorStatus("nas", "tcp", "tcp nas:445", Reading(Level.ERROR, "refused"), NOON,
+                         held_until=today_at(12, 2))
+    (line, *_) = monitors_submenu(TrayState([], monitors=[held], now=NOON), rec.actions)
+    assert line.text == "nas — error: tcp nas:445 refused (not judged until 12:02: just woke from sleep)"
+
+
 def test_no_monitors_configured(rec):
     monitors = monitors_submenu(TrayState([], now=NOON), rec.actions)
     assert texts(monitors) == ["No monitors configured"]

@@ -234,6 +234,10 @@ def check_config(args: argparse.Namespace) -> int:
     print(f"log: {settings.log_file}\ndelivery timeout: {settings.delivery_timeout:g} s")
     print(f"push API: 127.0.0.1:{settings.api_port}")
     print(f"history kept: {duration(settings.history_max_age)}, {settings.history_max_rows:,} lines at most")
+    print(f"after a resume from sleep: {duration(settings.resume_grace)} before bad readings count"
+          if settings.resume_grace else "after a resume from sleep: bad readings count at once (resume_grace off)")
+    print(f"metrics for Prometheus: http://{settings.metrics.address}/metrics (token: metrics-token)"
+          if settings.metrics.enabled else "metrics for Prometheus: off ([metrics] enabled = no)")
     print("\nrouting:")
     for level, names in settings.routing.routes.items():
         print(f"  {level.value:<9} → {', '.join(names) or '(nothing)'}")

@@ -232,6 +232,8 @@ def monitors_submenu(state: TrayState, actions: Actions) -> tuple[Item, ...]:
         level = "not checked yet" if status.reading is None else (
             "ok" if status.reading.level is None else status.reading.level.value)
         said = status.reading.message(status.label) if status.reading else status.label
+        if status.held_until is not None:
+            said += f" (not judged until {_when(status.held_until, state.now)}: just woke from sleep)"
         lines.append(Item(f"{status.name} — {level}: {said}".rstrip(), enabled=False,
                           key=f"monitors/{status.name}"))
     return (*lines, separator("monitors/sep"), Item("Check now", actions.check_now, key="monitors/check"))
