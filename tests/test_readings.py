@@ -132,3 +132,13 @@ def test_the_monitors_readings_are_kept_as_they_are_taken_and_downsampled_by_the
     finally:
         runner.stop()
         engine.close()
+
+
+def test_chart_points_are_slot_means_with_gaps_left_out_and_bad_slots_marked():
+    from tray_alerts.readings import chart_points
+
+    rows = [row(T0 + 10, RAW, 10.0), row(T0 + 20, RAW, 20.0), row(T0 + 30, RAW, None, valued=0, bad=1),
+            row(T0 + 250, FIVE_MINUTES, 40.0, count=5),  # a bucket counts by its readings
+            row(T0 - 5, RAW, 99.0), row(T0 + 400, RAW, 99.0)]  # outside the span
+    assert chart_points(rows, T0, T0 + 400, points=4) == [(T0 + 50, 15.0, True), (T0 + 250, 40.0, False)]
+    assert chart_points([], T0, T0 + 400) == []

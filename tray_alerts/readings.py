@@ -75,6 +75,25 @@ def summarise(rows: Sequence[ReadingRow], now: float) -> Summary:
                    uptime(row for row in rows if row.at >= now - WEEK))
 
 
+def chart_points(rows: Iterable[ReadingRow], since: float, until: float, points: int = 120
+                 ) -> list[tuple[float, float | None, bool]]:
+    """A chart's points over `since`..`until`: that span cut into `points` equal slots, each the mean value of
+    the readings in it (None where none had a value) at the slot's middle, and whether any was bad; empty slots
+    are left out (a gap in the line)."""
+    width = (until - since) / points
+    sums: dict[int, list[float]] = {}
+    for row in rows:
+        if not since <= row.at < until:
+            continue
+        slot = sums.setdefault(int((row.at - since) // width), [0.0, 0.0, 0.0])
+        if row.value is not None:
+            slot[0] += row.value * row.valued
+            slot[1] += row.valued
+        slot[2] += row.bad
+    return [(since + (index + 0.5) * width, total / count if count else None, bool(bad))
+            for index, (total, count, bad) in sorted(sums.items())]
+
+
 def uptime(rows: Iterable[ReadingRow]) -> float | None:
     """The share of readings that were fine, 0..1 (None without readings)."""
     count = bad = 0
