@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from test_api import TOKEN, api  # noqa: F401  (api: the fixture)
 from tray_alerts.api import PushApi
 from tray_alerts.clock import FakeClock
 from tray_alerts.dashboard import CLEARED_HERE
@@ -20,7 +21,6 @@ from tray_alerts.model import Alert, Level
 from tray_alerts.pipeline import Delivery
 from tray_alerts.state import HistoryEntry
 
-TOKEN = "dashboard-token-0123456789"
 TIMEOUT = 5.0
 
 
@@ -155,11 +155,9 @@ def test_why_a_row_waits(hold, error, not_before, words):
 # --- over HTTP ------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def push(engine):
-    api = PushApi(engine, TOKEN, port=0)
-    api.start()
-    yield api
-    api.stop()
+def push(api):
+    """test_api's running PushApi (port 0, its token)."""
+    return api.push
 
 
 def _base(push):

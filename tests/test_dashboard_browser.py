@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tray_alerts.api import PushApi
+from test_api import api  # noqa: F401  (the fixture push stands on)
+from test_dashboard import TOKEN, login_url, push  # noqa: F401  (push: the fixture, a PushApi on port 0)
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"
                                                                " (apt-get install chromium)")
 expect = sync_api.expect
-TOKEN = "browser-token-0123456789"
 TIMEOUT = 10.0
 WAIT_MS = 10_000  # the page asks every 2 s
 
@@ -28,14 +28,6 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def push(engine):
-    api = PushApi(engine, TOKEN, port=0)
-    api.start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture
@@ -52,10 +44,6 @@ def base(push) -> str:
 def call(push, method: str, path: str, body=None) -> requests.Response:
     return requests.request(method, base(push) + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"},
                             timeout=TIMEOUT)
-
-
-def login_url(push) -> str:
-    return call(push, "POST", "/v1/dashboard/login").json()["url"]
 
 
 def open_dashboard(push, context):

@@ -5,8 +5,8 @@
 
 const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
-const alertItems = new Map();  // event -> {li, key}
-const incidentItems = new Map();  // event -> {details, key}
+const alertItems = new Map();  // event -> {node, data}
+const incidentItems = new Map();  // event -> {node, data}
 let stopped = false;
 let timer = null;
 
@@ -102,32 +102,40 @@ function fillAlert(li, alert, now) {
     button.textContent + ": " + alert.event);
 }
 
-function renderAlerts(state) {
-  const list = $("alerts");
+// Keep one element per key in `container`, in the order of `things`: made once (make), refilled when its data
+// changed (fill), moved only when out of place (a focused button or an open <details> stays as it is).
+function reconcile(container, items, things, keyOf, make, fill) {
   const seen = new Set();
   let previous = null;
-  for (const alert of state.alerts) {
-    seen.add(alert.event);
-    let item = alertItems.get(alert.event);
+  for (const thing of things) {
+    const name = keyOf(thing);
+    seen.add(name);
+    let item = items.get(name);
     if (!item) {
-      item = {li: newAlertItem(alert.event), key: ""};
-      alertItems.set(alert.event, item);
+      item = {node: make(name), data: ""};
+      items.set(name, item);
     }
-    const key = JSON.stringify(alert) + Math.floor(state.now / 60);
-    if (item.key !== key) {
-      fillAlert(item.li, alert, state.now);
-      item.key = key;
+    const data = JSON.stringify(thing);
+    if (item.data !== data) {
+      fill(item.node, thing);
+      item.data = data;
     }
-    const wanted = previous ? previous.nextSibling : list.firstChild;
-    if (wanted !== item.li) list.insertBefore(item.li, wanted);
-    previous = item.li;
+    const wanted = previous ? previous.nextSibling : container.firstChild;
+    if (wanted !== item.node) container.insertBefore(item.node, wanted);
+    previous = item.node;
   }
-  for (const [event, item] of alertItems) {
-    if (!seen.has(event)) {
-      item.li.remove();
-      alertItems.delete(event);
+  for (const [name, item] of items) {
+    if (!seen.has(name)) {
+      item.node.remove();
+      items.delete(name);
     }
   }
+}
+
+function renderAlerts(state) {
+  const minute = Math.floor(state.now / 60);  // "since … (12 min)" moves on once a minute
+  reconcile($("alerts"), alertItems, state.alerts.map((alert) => ({alert, minute})), (shown) => shown.alert.event,
+            newAlertItem, (li, shown) => fillAlert(li, shown.alert, state.now));
   $("alerts-empty").hidden = state.alerts.length > 0;
   $("alerts-count").textContent = state.alerts_total ? "(" + state.alerts_total +
     (state.alerts_total > state.alerts.length ? ", the worst " + state.alerts.length + " shown" : "") + ")" : "";
@@ -149,41 +157,26 @@ function timelineLine(line, now) {
   return li;
 }
 
+function newIncident(event) {
+  const details = el("details");
+  details.dataset.event = event;
+  const summary = el("summary");
+  summary.append(el("span", "event", event), el("span", "state"));
+  details.append(summary, el("ol", "timeline"));
+  return details;
+}
+
+function fillIncident(details, incident, now) {
+  const changes = incident.lines.filter((line) => !line.channel);
+  const last = changes.length ? changes[changes.length - 1] : null;
+  details.querySelector(".state").textContent = (incident.active ? "active" : "cleared") +
+    (last ? " · " + last.kind + " " + clock(last.at, now) : "");
+  details.querySelector("ol").replaceChildren(...incident.lines.map((line) => timelineLine(line, now)));
+}
+
 function renderIncidents(state) {
-  const box = $("incidents");
-  const seen = new Set();
-  let previous = null;
-  for (const incident of state.incidents) {
-    seen.add(incident.event);
-    let item = incidentItems.get(incident.event);
-    if (!item) {
-      const details = el("details");
-      details.dataset.event = incident.event;
-      const summary = el("summary");
-      summary.append(el("span", "event", incident.event), el("span", "state"));
-      details.append(summary, el("ol", "timeline"));
-      item = {details, key: ""};
-      incidentItems.set(incident.event, item);
-    }
-    const key = JSON.stringify(incident);
-    if (item.key !== key) {
-      const changes = incident.lines.filter((line) => !line.channel);
-      const last = changes.length ? changes[changes.length - 1] : null;
-      item.details.querySelector(".state").textContent = (incident.active ? "active" : "cleared") +
-        (last ? " · " + last.kind + " " + clock(last.at, state.now) : "");
-      item.details.querySelector("ol").replaceChildren(...incident.lines.map((line) => timelineLine(line, state.now)));
-      item.key = key;
-    }
-    const wanted = previous ? previous.nextSibling : box.firstChild;
-    if (wanted !== item.details) box.insertBefore(item.details, wanted);
-    previous = item.details;
-  }
-  for (const [event, item] of incidentItems) {
-    if (!seen.has(event)) {
-      item.details.remove();
-      incidentItems.delete(event);
-    }
-  }
+  reconcile($("incidents"), incidentItems, state.incidents, (incident) => incident.event, newIncident,
+            (details, incident) => fillIncident(details, incident, state.now));
   $("incidents-empty").hidden = state.incidents.length > 0;
 }
 
