@@ -4,6 +4,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const OUTBOX_LABELS = ["Channel", "Event", "What", "Why it waits", "Tries", "Next try"];
 const $ = (id) => document.getElementById(id);
 const alertItems = new Map();  // event -> {node, data}
 const incidentItems = new Map();  // event -> {node, data}
@@ -185,10 +186,15 @@ function renderOutbox(state) {
   const rows = state.outbox.map((row) => {
     const tr = el("tr");
     tr.dataset.id = row.id;
-    tr.append(el("td", "", row.channel + (row.recipient ? " (" + row.recipient + ")" : "")), el("td", "", row.event),
-              el("td", "", row.kind + " · " + row.level), el("td", "", row.why), el("td", "", row.attempts),
-              el("td", "", row.next_try ? (row.next_try > state.now ? clock(row.next_try, state.now) + " (in " +
-                duration(row.next_try - state.now) + ")" : "now") : "now"));
+    const next = row.next_try && row.next_try > state.now ?
+      clock(row.next_try, state.now) + " (in " + duration(row.next_try - state.now) + ")" : "now";
+    const cells = [row.channel + (row.recipient ? " (" + row.recipient + ")" : ""), row.event,
+                   row.kind + " · " + row.level, row.why, row.attempts, next];
+    cells.forEach((text, index) => {
+      const td = el("td", "", text);
+      td.dataset.label = OUTBOX_LABELS[index];  // shown before the value where the table is too narrow
+      tr.append(td);
+    });
     return tr;
   });
   table.tBodies[0].replaceChildren(...rows);
