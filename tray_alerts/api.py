@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .dashboard import Dashboard, Reply
+from .dashboard.sessions import loggable
 from .engine import Engine
 from .lifecycle import Clear, Raise
 from .paths import TOKEN_FILE
@@ -106,6 +108,7 @@ class PushApi:
         self._server = _Server((host, port), Handler, workers=workers, waiters=waiters, read_timeout=read_timeout,
                                write_timeout=write_timeout, max_connections=max_connections, clock=clock)
         self.port = self._server.server_address[1]
+        self.dashboard = Dashboard(engine, self.list_alerts, self.port, host)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -170,6 +173,8 @@ class PushApi:
             return HTTPStatus.OK, self.ping(parts[2])
         if parts == ["v1", "alertmanager"] and method == "POST":
             return HTTPStatus.OK, self.alertmanager(_object(body))
+        if parts == ["v1", "dashboard", "login"] and method == "POST":
+            return HTTPStatus.OK, self.dashboard.login_url()
         if parts == ["v1", "status"] and method == "GET":
             return HTTPStatus.OK, {"app": "tray-alerts", "active": len(self.engine.active())}
         raise ApiError(HTTPStatus.NOT_FOUND, f"no such endpoint: {method} {path}")
@@ -333,6 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         self._body_read = False
+        page: Reply | None = None
         try:
             hosts = self.headers.get_all("Host") or []
             if len(hosts) > 1:
@@ -340,23 +346,29 @@ class _Handler(BaseHTTPRequestHandler):
             refusal = self.api.refuse_host(hosts[0] if hosts else None)
             if refusal is not None:
                 raise ApiError(HTTPStatus.FORBIDDEN, refusal)
-            if not self.api.authorised(self.headers.get("Authorization")):
+            url = urlsplit(self.path)
+            if self.api.dashboard.serves(url.path):  # a browser's: its session cookie, not the token
+                page = self.api.dashboard.answer(method, url.path, url.query, self.headers)
+            elif not self.api.authorised(self.headers.get("Authorization")):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token (Authorization: Bearer TOKEN; the"
                                                         " token is in the state folder's api-token file)")
-            body = self._body() if method == "POST" else None
-            url = urlsplit(self.path)
-            status, payload = self.api.route(method, url.path, body, url.query)
+            else:
+                body = self._body() if method == "POST" else None
+                status, payload = self.api.route(method, url.path, body, url.query)
         except ApiError as error:
             status, payload = error.status, {"error": error.message}
         except StoreFault as fault:  # disk full, locked, read-only: say so; nothing half-done
             status, payload = HTTPStatus.SERVICE_UNAVAILABLE, {"error": fault.reason}
         except Exception as error:  # never let a bad request take the server down
-            log.exception("push API: %s %s failed", method, self.path)
+            log.exception("push API: %s %s failed", method, loggable(self.path))
             status, payload = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(error).__name__}"}
         if not self._body_read and (self.headers.get("Transfer-Encoding")
                                     or (self.headers.get("Content-Length") or "0").strip() != "0"):
             self.close_connection = True  # a body left unread would be taken for the next request on this connection
-        self._reply(status, payload)
+        if page is not None:
+            self._reply_page(page)
+        else:
+            self._reply(status, payload)
 
     def _body(self) -> Any:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -392,8 +404,19 @@ class _Handler(BaseHTTPRequestHandler):
                 f"Content-Length: {len(data)}\r\n{extra}\r\n")
         self.wfile.write(head.encode("latin-1") + data)
 
+    def _reply_page(self, page: Reply) -> None:
+        """A dashboard answer: its own content type and headers (cookie, redirect, content policy)."""
+        self.log_request(page.status.value, len(page.body))
+        extra = "".join(f"{name}: {value}\r\n" for name, value in page.headers)
+        if self.close_connection:
+            extra += "Connection: close\r\n"
+        head = (f"{self.protocol_version} {page.status.value} {page.status.phrase}\r\nServer: tray-alerts\r\n"
+                f"Date: {_http_date()}\r\nContent-Type: {page.content_type}\r\n"
+                f"Content-Length: {len(page.body)}\r\n{extra}\r\n")
+        self.wfile.write(head.encode("latin-1") + page.body)
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("push API: " + format, *args)
+        log.debug("push API: " + format, *(loggable(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 _MAX_HEADERS = 100  # as http.server

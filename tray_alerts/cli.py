@@ -74,7 +74,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-QUICK_COMMANDS = ("raise", "clear", "ack", "mute", "unmute", "ping")
+QUICK_COMMANDS = ("raise", "clear", "ack", "mute", "unmute", "ping", "dashboard")
 
 
 class _Unbuilt:
@@ -142,6 +142,10 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     unmute.add_argument("event", metavar="EVENT")
     ping = command("ping", "lean:ping", "ping a heartbeat monitor (e.g. at the end of a cron job)")
     ping.add_argument("name", metavar="NAME", help="a [monitor.NAME] of type heartbeat")
+    dashboard = command("dashboard", "lean:dashboard", "open the running app's dashboard in the web browser (a"
+                                                       " one-time login address)")
+    dashboard.add_argument("--url", action="store_true", help="print the address instead of opening it (it works"
+                                                              " once, for 2 minutes)")
     command("check", "commands:check", "run every monitor once and show what it sees (raises nothing)")
     status = command("status", "commands:status", "show the active alerts (the worst 50) and how each channel is"
                                                   " doing")

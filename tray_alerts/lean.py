@@ -1,6 +1,7 @@
-"""The quick commands (`raise`, `clear`, `ack`, `mute`, `unmute`, `ping`): with the app running, one request to its
-push API and nothing else loaded (standard library only: no requests, no engine, no sqlite, no channels); the
-engine is imported only when the app is not running and the command works on the state itself."""
+"""The quick commands (`raise`, `clear`, `ack`, `mute`, `unmute`, `ping`, `dashboard`): with the app running, one
+request to its push API and nothing else loaded (standard library only: no requests, no engine, no sqlite, no
+channels); the engine is imported only when the app is not running and the command works on the state itself
+(`dashboard` needs the app)."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError
-from .client import ApiClient, NotFound, app_or_here
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
+from .client import ApiClient, AppNotRunning, NotFound, app_or_here
 from .display import clock
 from .settings_file import AlertsSettings, alerts_settings, heartbeat_names, load_alerts, read_layered
 from .values import parse_duration
@@ -106,6 +107,29 @@ def ping(args: argparse.Namespace) -> int:
 
     _, via = _through(alerts_settings(layered), args, via_app, lambda engine: engine.record_ping(args.name))
     print(f"{args.name}: pinged [{APP if via else HERE}]")
+    return EXIT_OK
+
+
+def dashboard(args: argparse.Namespace) -> int:
+    """`tray-alerts dashboard [--url]`: a one-time login address from the running app, opened in the web browser
+    (or printed); the app not running is one line, exit 2."""
+    settings = load_alerts(args.config)
+    try:
+        client = ApiClient.for_settings(settings)
+    except AppNotRunning:
+        print("tray-alerts dashboard: the app is not running (start it with tray-alerts run)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    url = str(client.call("POST", "/dashboard/login", {})["url"])
+    if args.url:
+        print(url)
+        return EXIT_OK
+    import webbrowser
+
+    if not webbrowser.open(url):
+        print(f"tray-alerts dashboard: no web browser found; open this address within 2 minutes: {url}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print("tray-alerts dashboard: opened in the web browser")
     return EXIT_OK
 
 
@@ -207,4 +231,4 @@ def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 
 
-__all__ = ["acknowledge", "clear_alert", "mute", "ping", "print_answer", "raise_alert"]
+__all__ = ["acknowledge", "clear_alert", "dashboard", "mute", "ping", "print_answer", "raise_alert"]
