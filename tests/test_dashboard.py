@@ -145,6 +145,8 @@ def test_latest_incident_goes_back_to_the_latest_firing():
 @pytest.mark.parametrize("hold, error, not_before, words", [
     ("retry", "HTTP 503", 0, "failed, retrying: HTTP 503"), ("mute", "", 0, "muted"), ("snooze", "", 0, "snoozed"),
     ("group", "", 0, "one message"), ("", "", 2000.0, "waiting for its turn"), ("", "", 0, "due now"),
+    ("quiet", "held for quiet hours until 07:00", 9000.0, "held for quiet hours until 07:00"),
+    ("quiet", "", 9000.0, "held for the channel's quiet hours"),
 ])
 def test_why_a_row_waits(hold, error, not_before, words):
     row = Delivery(1, "slack", "e", "ep", "firing", Alert("e", Level.WARNING, "m"), hold=hold, last_error=error,
@@ -311,3 +313,32 @@ def test_codes_and_sessions_never_reach_the_log(push, engine, caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("tray_alerts"))
     assert "login=***" in logged  # (urllib3, the test's own client, logs what it asked for: not the app's log)
     assert code not in logged and session not in logged
+
+
+def test_the_monitors_panel_reads_charts_again_only_once_they_are_stale(tmp_path):
+    from tray_alerts.clock import FakeClock
+    from tray_alerts.dashboard.monitors import CHARTS_EVERY, MonitorPanel
+    from tray_alerts.model import Level
+    from tray_alerts.monitors.base import Reading
+    from tray_alerts.monitors.runner import MonitorStatus
+    from tray_alerts.readings import record
+    from tray_alerts.state import StateStore
+
+    clock = FakeClock()
+    store = StateStore(tmp_path / "state.db")
+    now = clock.time()
+    status = MonitorStatus("load", "load", "load", Reading(Level.WARNING, "5.2", 5.2), now, held_until=now + 60)
+    panel = MonitorPanel(lambda: [status], store, clock)
+    try:
+        with store.write() as tx:
+            record(tx, "load", now - 60, 5.2, True)
+        (card,) = panel.view()
+        assert (card["name"], card["level"], card["value"], card["held_until"]) == ("load", "warning", 5.2, now + 60)
+        assert (card["up_day"], card["low"], card["high"], len(card["points"])) == (0.0, 5.2, 5.2, 1)
+        with store.write() as tx:
+            record(tx, "load", now - 30, 1.0, False)
+        assert len(panel.view()[0]["points"]) == 1  # the chart is 30 s fresh: not read again
+        clock.advance(CHARTS_EVERY)
+        assert panel.view()[0]["up_day"] == 0.5
+    finally:
+        store.close()

@@ -208,3 +208,37 @@ def test_the_page_is_usable_at_a_narrow_width_in_light_and_dark(push, browser):
             assert dark == (scheme == "dark"), background
         finally:
             context.close()
+
+
+def test_a_chart_renders_for_a_numeric_monitor_with_its_uptime(push, engine, context):
+    import time
+
+    from tray_alerts.dashboard.monitors import MonitorPanel
+    from tray_alerts.model import Level
+    from tray_alerts.monitors.base import Reading
+    from tray_alerts.monitors.runner import MonitorStatus
+    from tray_alerts.readings import record
+
+    now = time.time()
+    with engine.store.write() as tx:  # a day of disk readings, one every 20 minutes, two of them over the line
+        for step in range(72):
+            used = 80.0 + step / 6
+            record(tx, "disk_root", now - 86400 + step * 1200 + 60, used, used >= 91.6)
+        record(tx, "api", now - 600, None, True)  # a check that failed: no value, no chart
+    statuses = [MonitorStatus("disk_root", "disk", "disk /", Reading(Level.WARNING, "at 91.8% (warning at 90%)",
+                                                                     91.8), now),
+                MonitorStatus("api", "http", "GET http://localhost:8080/health", Reading(Level.ERROR, "refused"), now)]
+    push.dashboard.monitors = MonitorPanel(lambda: statuses, engine.store, engine.clock)
+    page = open_dashboard(push, context)
+    disk = page.locator('#monitors li[data-monitor="disk_root"]')
+    expect(disk.locator(".level")).to_have_text("warning")
+    expect(disk).to_contain_text("disk / at 91.8% (warning at 90%)")
+    expect(disk.locator(".uptime")).to_have_text("up 97.2 % (24 h) · 97.2 % (7 d)")
+    line = disk.locator("svg.chart path.line")
+    expect(line).to_have_count(1)
+    assert line.get_attribute("d").count("L") >= 60  # a point per slot with readings, joined
+    expect(disk.locator("svg.chart line.bad-tick")).to_have_count(2)
+    expect(disk.locator(".range")).to_have_text("80 – 91.83 over 24 h · now 91.8")
+    api = page.locator('#monitors li[data-monitor="api"]')
+    expect(api.locator(".level")).to_have_text("error")
+    expect(api.locator(".chart-box")).to_be_hidden()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from .api import PushApi, load_or_create_token
 from .clock import Clock
 from .config import Settings
+from .dashboard.monitors import MonitorPanel
 from .instance import AlreadyRunning, InstanceLock
 from .logind import LogindWatch
 from .logsetup import configure_logging
@@ -74,6 +75,7 @@ class App:
             self.engine.close()
             self.lock.release()
             raise PortTaken(port_problem(settings.api_port, error)) from None
+        self.api.dashboard.monitors = MonitorPanel(self.runner.statuses, self.engine.store, self.engine.clock)
         try:
             self.metrics = self._metrics_server()
         except PortTaken:

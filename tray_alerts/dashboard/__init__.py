@@ -15,6 +15,7 @@ from ..clock import Clock
 from ..engine import Engine
 from ..lifecycle import Clear
 from ..model import check_event
+from .monitors import MonitorPanel
 from .sessions import Sessions, origin_refusal, own_origin, session_cookie, session_id
 from .views import snapshot
 
@@ -80,6 +81,7 @@ class Dashboard:
         self.engine, self._list_alerts, self.port = engine, list_alerts, port
         self.host = f"[{host}]" if ":" in host else host
         self.sessions = Sessions(clock or engine.clock)
+        self.monitors: MonitorPanel | None = None  # the app's monitors (set by the app; none: not shown)
 
     @staticmethod
     def serves(path: str) -> bool:
@@ -108,7 +110,7 @@ class Dashboard:
         if refusal is not None:
             return _json(HTTPStatus.FORBIDDEN, {"error": refusal})
         if path == PREFIX + "/api/state" and method == "GET":
-            return _json(HTTPStatus.OK, snapshot(self.engine, self._list_alerts))
+            return _json(HTTPStatus.OK, snapshot(self.engine, self._list_alerts, self.monitors))
         parts = [unquote(part) for part in path.strip("/").split("/")]
         if len(parts) == 5 and parts[:3] == ["dashboard", "api", "alerts"] and parts[4] in _ACTIONS \
                 and method == "POST":

@@ -1,4 +1,5 @@
-// The tray-alerts dashboard: asks /dashboard/api/state every 2 s and shows it; Acknowledge, Mute 1 h and Clear
+// The tray-alerts dashboard: asks /dashboard/api/state every 2 s and shows it (the monitors with a chart of their
+// last day, drawn here as SVG); Acknowledge, Mute 1 h and Clear
 // post to /dashboard/api/alerts/EVENT/ack|mute|clear. Text is always set as text (never parsed as HTML), and the
 // elements of an alert stay in place between updates, so a focused button keeps its focus.
 "use strict";
@@ -8,6 +9,9 @@ const OUTBOX_LABELS = ["Channel", "Event", "What", "Why it waits", "Tries", "Nex
 const $ = (id) => document.getElementById(id);
 const alertItems = new Map();  // event -> {node, data}
 const incidentItems = new Map();  // event -> {node, data}
+const monitorItems = new Map();  // monitor -> {node, data}
+const SVG = "http://www.w3.org/2000/svg";
+const CHART_W = 300, CHART_H = 56, CHART_PAD = 4;
 let stopped = false;
 let timer = null;
 
@@ -214,8 +218,85 @@ function renderChannels(state) {
   }));
 }
 
+function number(value) {
+  return value === null || value === undefined ? "—" : String(Number(value.toPrecision(4)));
+}
+
+function share(part) {
+  return part === null || part === undefined ? "—" : (100 * part).toFixed(1) + " %";
+}
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return node;
+}
+
+// A day of readings as a line (a gap where there were none) and each bad moment as a red tick at the bottom.
+function chart(monitor, now) {
+  const values = monitor.points.filter((point) => point[1] !== null).map((point) => point[1]);
+  const low = Math.min(...values), high = Math.max(...values);
+  const span = high - low || Math.abs(high) || 1;
+  const x = (at) => CHART_PAD + (CHART_W - 2 * CHART_PAD) * (1 - (now - at) / 86400);
+  const y = (value) => high === low ? CHART_H / 2 :
+    CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * (value - low) / span;
+  const figure = svg("svg", {viewBox: "0 0 " + CHART_W + " " + CHART_H, class: "chart", role: "img",
+                             preserveAspectRatio: "none"});
+  const title = svg("title", {});
+  title.textContent = monitor.name + " over the last 24 h: low " + number(monitor.low) + ", high " +
+    number(monitor.high);
+  figure.append(title, svg("line", {x1: 0, x2: CHART_W, y1: CHART_H - 0.5, y2: CHART_H - 0.5, class: "axis"}));
+  let path = "", gap = true, last = null;
+  for (const [at, value] of monitor.points) {
+    if (value === null) { gap = true; continue; }
+    const step = last !== null && at - last > 2 * 86400 / 96;  // a missing slot: the line breaks
+    path += (gap || step ? "M" : "L") + x(at).toFixed(1) + "," + y(value).toFixed(1) + " ";
+    gap = false;
+    last = at;
+  }
+  if (path) figure.append(svg("path", {d: path.trim(), class: "line"}));
+  for (const [at, , bad] of monitor.points) {
+    if (bad) figure.append(svg("line", {x1: x(at).toFixed(1), x2: x(at).toFixed(1), y1: CHART_H, y2: CHART_H - 9,
+                                        class: "bad-tick"}));
+  }
+  return figure;
+}
+
+function newMonitor(name) {
+  const li = el("li");
+  li.dataset.monitor = name;
+  const head = el("div", "monitor-head");
+  head.append(el("span", "level"), el("span", "event", name), el("span", "uptime"));
+  li.append(head, el("p", "message"), el("div", "chart-box"));
+  return li;
+}
+
+function fillMonitor(li, monitor, now) {
+  li.className = "level-" + (monitor.level === "ok" ? "ok" : monitor.level || "none");
+  li.querySelector(".level").textContent = monitor.level || "not checked yet";
+  li.querySelector(".uptime").textContent = monitor.up_week === null ? "" :
+    "up " + share(monitor.up_day) + " (24 h) · " + share(monitor.up_week) + " (7 d)";
+  const held = monitor.held_until ? " — not judged until " + clock(monitor.held_until, now) +
+    ": just woke from sleep" : "";
+  li.querySelector(".message").textContent = monitor.message + held;
+  const box = li.querySelector(".chart-box");
+  const numeric = monitor.points.some((point) => point[1] !== null);
+  box.replaceChildren(...(numeric ? [chart(monitor, now),
+    el("span", "range", number(monitor.low) + " – " + number(monitor.high) + " over 24 h · now " +
+       number(monitor.value))] : []));
+  box.hidden = !numeric;
+}
+
+function renderMonitors(state) {
+  const monitors = state.monitors || [];
+  reconcile($("monitors"), monitorItems, monitors, (monitor) => monitor.name, newMonitor,
+            (li, monitor) => fillMonitor(li, monitor, state.now));
+  $("monitors-section").hidden = monitors.length === 0;
+}
+
 function render(state) {
   renderAlerts(state);
+  renderMonitors(state);
   renderIncidents(state);
   renderOutbox(state);
   renderChannels(state);

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from ..engine import Engine
-from ..pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_RETRY, HOLD_SNOOZE, Delivery
+from ..pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_QUIET, HOLD_RETRY, HOLD_SNOOZE, Delivery
 from ..state import HistoryEntry
 from ..wiring import channel_state
+from .monitors import MonitorPanel
 
 MAX_ALERTS = 200  # active alerts sent to the page (worst first); the total is said
 MAX_TIMELINES = 20  # active events whose timeline is read (worst first)
@@ -40,6 +41,8 @@ def why_waiting(row: Delivery, now: float) -> str:
         return "held: notifications are snoozed"
     if row.hold == HOLD_GROUP:
         return "grouped: goes out with others as one message (a storm)"
+    if row.hold == HOLD_QUIET:
+        return row.last_error or "held for the channel's quiet hours"
     if row.last_error:
         return f"waiting to retry: {row.last_error}"
     return "waiting for its turn" if row.not_before > now else "due now"
@@ -86,7 +89,8 @@ def channels(engine: Engine) -> list[dict[str, Any]]:
     return result
 
 
-def snapshot(engine: Engine, list_alerts: Callable[[], list[dict]]) -> dict[str, Any]:
+def snapshot(engine: Engine, list_alerts: Callable[[], list[dict]], monitors: MonitorPanel | None = None
+             ) -> dict[str, Any]:
     """Everything the page shows, at once."""
     now = engine.clock.time()
     alerts = list_alerts()
@@ -95,4 +99,4 @@ def snapshot(engine: Engine, list_alerts: Callable[[], list[dict]]) -> dict[str,
             "alerts": alerts[:MAX_ALERTS], "alerts_total": len(alerts),
             "incidents": incidents(engine, [alert["event"] for alert in alerts]),
             "outbox": [outbox_row(row, now) for row in pending[:MAX_OUTBOX]], "outbox_total": len(pending),
-            "channels": channels(engine)}
+            "channels": channels(engine), "monitors": monitors.view() if monitors is not None else []}
