@@ -242,3 +242,14 @@ def test_a_chart_renders_for_a_numeric_monitor_with_its_uptime(push, engine, con
     api = page.locator('#monitors li[data-monitor="api"]')
     expect(api.locator(".level")).to_have_text("error")
     expect(api.locator(".chart-box")).to_be_hidden()
+
+
+def test_opened_at_one_alert_it_shows_that_alert_and_opens_its_timeline(push, context):
+    for event in ("first", "disk/full"):
+        call(push, "POST", "/v1/alerts", {"event": event, "level": "error", "message": f"{event} is bad"})
+    page = context.new_page()
+    page.goto(login_url(push) + "#alert=disk%2Ffull")  # as a pop-up's Open makes it (App.open_dashboard)
+    expect(card(page, "disk/full")).to_have_class("level-error focused")
+    expect(page.locator('#incidents details[data-event="disk/full"]')).to_have_attribute("open", "")
+    expect(card(page, "disk/full").get_by_role("button", name="Acknowledge: disk/full")).to_be_focused()
+    expect(page.locator('#incidents details[data-event="first"]')).not_to_have_attribute("open", "")

@@ -71,16 +71,22 @@ def test_mute_holds_the_event_for_an_hour(app):
     assert before + POP_UP_MUTE <= until <= app.engine.clock.time() + POP_UP_MUTE
 
 
-def test_open_opens_the_alerts_web_url_or_asks_the_tray(app, monkeypatch):
-    opened, shown = [], []
+def test_open_opens_the_alerts_web_url_else_the_dashboard_at_it_else_asks_the_tray(app, monkeypatch):
+    opened, browsed, shown = [], [], []
+    browser_found = [True]
     monkeypatch.setattr(app_module, "open_target", opened.append)
+    monkeypatch.setattr(app_module.webbrowser, "open", lambda url: browsed.append(url) or browser_found[0])
     app.on_open = shown.append
     app.engine.raise_alert("api", "error", "api down", url="https://status.example.com/api")
-    app.engine.raise_alert("disk", "error", "disk full", url="file:///etc/passwd")
+    app.engine.raise_alert("disk/root", "error", "disk full", url="file:///etc/passwd")
     app.pop_up_action("api", "default")
-    app.pop_up_action("disk", "default")  # not a web page: never opened, the tray shows the alert instead
+    app.pop_up_action("disk/root", "default")  # not a web page: never opened; the dashboard at the alert instead
+    assert opened == ["https://status.example.com/api"] and shown == []
+    (url,) = browsed
+    assert url.startswith(f"http://127.0.0.1:{app.api.port}/dashboard?login=") and url.endswith("#alert=disk%2Froot")
+    browser_found[0] = False  # no browser: the tray shows the alert
     app.pop_up_action("gone", "default")
-    assert opened == ["https://status.example.com/api"] and shown == ["disk", "gone"]
+    assert shown == ["gone"] and browsed[-1].endswith("#alert=gone")
 
 
 def test_an_unknown_action_is_logged_and_changes_nothing(app, caplog):

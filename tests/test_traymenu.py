@@ -554,3 +554,14 @@ def test_an_inhibited_alert_is_listed_greyed_naming_its_parent_and_wants_no_atte
     released = replace(child, inhibited_by=None)
     assert needs_attention(TrayState([released, parent], now=NOON))
     assert alert_row(released, NOON, AcknowledgingRecorder().actions).icon == "critical"
+
+
+def test_open_dashboard_sits_first_among_the_apps_items_when_the_tray_offers_it(rec):
+    from dataclasses import replace
+
+    calls = []
+    actions = replace(rec.actions, open_dashboard=lambda: calls.append("dashboard"))
+    items = menu(TrayState([], now=NOON), actions)
+    assert texts(items)[-len(BOTTOM) - 1:] == [*BOTTOM[:4], "Open dashboard", *BOTTOM[4:]]
+    click(find(items, "Open dashboard"))
+    assert calls == ["dashboard"] and find(items, "Open dashboard").key == "dashboard"

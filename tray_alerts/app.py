@@ -5,7 +5,9 @@ import errno
 import logging
 import signal
 import threading
+import webbrowser
 from typing import TYPE_CHECKING, Callable
+from urllib.parse import quote
 
 from .api import PushApi, load_or_create_token
 from .clock import Clock
@@ -130,13 +132,24 @@ class App:
             log.warning("pop-up action %r for %s: not one tray-alerts offers", action, event)
 
     def open_event(self, event: str) -> None:
-        """Open what an alert points at (an http(s) `url` in its context), else ask the tray to show it."""
+        """Open what an alert points at (an http(s) `url` in its context), else the dashboard at the alert; where
+        no browser opens, ask the tray to show it."""
         record = next((r for r in self.engine.active_events() if r.event == event), None)
         url = web_url(record.context.get("url")) if record is not None else None
         if url is not None:
             open_target(url)
-        elif self.on_open is not None:
+        elif not self.open_dashboard(event) and self.on_open is not None:
             self.on_open(event)
+
+    def open_dashboard(self, event: str | None = None) -> bool:
+        """The dashboard in the web browser with a new one-time login (at `event`'s alert and timeline, if given);
+        False when no browser opens (the address is never logged: it carries the login)."""
+        url = self.api.dashboard.login_url()["url"] + (f"#alert={quote(event, safe='')}" if event else "")
+        if webbrowser.open(url):
+            return True
+        log.warning("could not open the dashboard: no web browser found (tray-alerts dashboard --url prints an"
+                    " address to open by hand)")
+        return False
 
     def start(self) -> None:
         """Start the monitors and the push API."""

@@ -65,7 +65,7 @@ class Tray:
     def actions(self) -> Actions:
         return Actions(clear=self.clear, clear_all=self.clear_all, snooze=self.snooze, check_now=self.check_now,
                        open_settings=self.open_settings, open_log=self.open_log, reload=self.reload, quit=self.quit,
-                       mute=self.mute, acknowledge=self.acknowledge)
+                       mute=self.mute, acknowledge=self.acknowledge, open_dashboard=self.open_dashboard)
 
     def refresh(self) -> None:
         """Something may have changed: the refresher redraws what did, soon (cheap; any thread; no argument, so
@@ -115,6 +115,9 @@ class Tray:
 
     def open_log(self) -> None:
         open_target(self.settings.log_file)
+
+    def open_dashboard(self) -> None:
+        in_background(self.app.open_dashboard, name="tray-action", what="Open dashboard")
 
     def show_details(self, event: str) -> None:
         """Open on an alert's pop-up (with no web page to open): the tray's details of it, as a pop-up in the place

@@ -73,6 +73,7 @@ class Actions:
     quit: Action
     mute: Callable[[str, float | None], None] | None = None
     acknowledge: Callable[[str], None] | None = None
+    open_dashboard: Action | None = None  # the local dashboard in the web browser (None: no such item)
 
 
 def tooltip(state: TrayState) -> str:
@@ -139,6 +140,7 @@ def menu(state: TrayState, actions: Actions) -> list[Item]:
         Item("Monitors", submenu=monitors_submenu(state, actions), key="monitors"),
         Item("Recent", submenu=recent_submenu(state), key="recent"),
         separator("sep:app"),
+        *([Item("Open dashboard", actions.open_dashboard, key="dashboard")] if actions.open_dashboard else []),
         Item("Open settings", actions.open_settings, key="settings"),
         Item("Open log", actions.open_log, key="log"),
         Item("Reload settings", actions.reload, key="reload"),

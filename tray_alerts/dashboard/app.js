@@ -14,6 +14,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const CHART_W = 300, CHART_H = 56, CHART_PAD = 4;
 let stopped = false;
 let timer = null;
+let focusPending = new URLSearchParams(location.hash.slice(1)).get("alert");  // opened at one alert (#alert=NAME)
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -304,6 +305,20 @@ function render(state) {
   $("status").textContent = "Updated " + clock(state.now, state.now) + snoozed;
 }
 
+// Opened from a pop-up's Open: that alert in view with its first button focused, and its timeline open.
+function focusAlert(event) {
+  focusPending = null;
+  const incident = incidentItems.get(event);
+  if (incident) incident.node.open = true;
+  const alert = alertItems.get(event);
+  const target = alert ? alert.node : incident ? incident.node : null;
+  if (!target) return;
+  target.classList.add("focused");
+  target.scrollIntoView({block: "center"});
+  const button = alert ? alert.node.querySelector("button:not(:disabled)") : incident.node.querySelector("summary");
+  if (button) button.focus({preventScroll: true});
+}
+
 async function refresh() {
   if (stopped) return;
   clearTimeout(timer);
@@ -312,6 +327,7 @@ async function refresh() {
     const answer = await response.json().catch(() => ({}));
     if (response.ok) {
       render(answer);
+      if (focusPending !== null) focusAlert(focusPending);
       if ($("problem").dataset.kind === "offline") { showProblem(""); delete $("problem").dataset.kind; }
     } else if (answer.login) {
       stopped = true;
