@@ -99,11 +99,12 @@ class TrayApp:
     """`python -m tray_alerts run` on the private desktop, with its own settings, state and log in `folder`.
 
     tray: TRAY_ALERTS_TRAY for the app (None: unset, the app chooses); channels: where alerts go; bus: whether
-    the app is given the session bus's address."""
+    the app is given the session bus's address; browser: $BROWSER for it (what opens the dashboard)."""
 
     def __init__(self, desktop: DesktopSession, folder: Path, tray: str | None = "xembed",
-                 channels: str = "log, desktop", bus: bool = True):
+                 channels: str = "log, desktop", bus: bool = True, browser: str | None = None):
         self.desktop = desktop
+        self.browser = browser
         self.folder = folder
         self.tray = tray
         self.bus = bus
@@ -142,6 +143,8 @@ timeout = 10s
         if self.tray is not None:
             env["TRAY_ALERTS_TRAY"] = self.tray
         env.pop("PYSTRAY_BACKEND", None)  # the xembed path picks gtk itself
+        if self.browser is not None:
+            env["BROWSER"] = self.browser
         if not self.bus:
             env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         env["PYTHONUNBUFFERED"] = "1"

@@ -583,8 +583,12 @@ def test_about_to_show_refreshes_the_tray_durations(running_tray):
 
 
 def test_open_on_a_pop_up_shows_the_trays_details_in_its_place_also_after_a_reload(running_tray, monkeypatch):
+    """With no web browser for the dashboard (with one: tests/test_tray_sni_app_e2e.py)."""
+    import webbrowser
+
     from tray_alerts.wiring import ChannelSet
 
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
     built, _, _, _ = running_tray
     engine = built.app.engine
     engine.raise_alert("disk_full", "error", "disk at 96%", mount="/var")

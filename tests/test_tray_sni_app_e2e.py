@@ -6,7 +6,8 @@ critical pushed through the API sets Status NeedsAttention; "Acknowledge" clicke
 Event "clicked", the row found by label in GetLayout) acknowledges it and Status goes back to Active; "Clear"
 clears it; Quit, SIGTERM and SIGINT end the app with exit code 0 (the signals within 2 s) and stderr stays
 free of tracebacks and toolkit noise. Started before the panel, the app waits and registers when it comes.
-Open picked on an alert's pop-up in dunst replaces that pop-up with the tray's details of the alert.
+Open picked on an alert's pop-up in dunst opens the dashboard at that alert in the web browser ($BROWSER), with a
+working one-time login that the log never shows.
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import requests
 
 from desktop_session import DesktopSession, NotifyRecorder, skip_unless_tools
 from polling import wait_until
@@ -209,29 +212,31 @@ def test_started_before_the_panel_it_registers_when_the_panel_comes(desktop, pro
     assert_quiet(app)
 
 
-def test_open_on_an_alerts_pop_up_replaces_it_with_the_trays_details(popup_desktop, tmp_path):
+def test_open_on_an_alerts_pop_up_opens_the_dashboard_at_it(popup_desktop, tmp_path):
+    import stat
+
     screen, menu_folder = popup_desktop
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"  # a browser that notes what it was asked to open
+    browser.write_text(f"#!/bin/sh\necho \"$1\" >> {opened}\n")
+    browser.chmod(browser.stat().st_mode | stat.S_IXUSR)
     with SniHost(screen, "xfce") as host, BusProbe(screen) as probe, NotifyRecorder(screen, timeout=WAIT) as recorder:
-        app = TrayApp(screen, tmp_path, tray=None, channels="log, desktop")
+        app = TrayApp(screen, tmp_path, tray=None, channels="log, desktop", browser=str(browser))
         try:
             app.start()
             app.wait_for_line("running in the tray")
             wait_registered(host, probe, app)
-            app.api("POST", "/v1/alerts?wait=10", json={"event": EVENT, "level": "error", "message": "disk at 96%",
-                                                        "context": {"mount": "/var"}})
+            app.api("POST", "/v1/alerts?wait=10", json={"event": EVENT, "level": "error", "message": "disk at 96%"})
             [fired] = recorder.wait_for(1)
-            fired_id = recorder.returned_id(fired)
-            offered = pick_in_context_menu(screen, menu_folder, fired_id, "default")
-            assert any(line.endswith(f"[{fired_id},default]") for line in offered), offered
-
-            shown = recorder.wait_for(2)[1]
-            assert (shown.summary, shown.replaces_id) == (f"ERROR · {EVENT}", fired_id)
-            lines = shown.body.splitlines()
-            assert lines[:2] == ["Level: error", "disk at 96%"] and lines[2].startswith("since "), lines
-            assert lines[3].startswith("seen 1 time, last ") and lines[4] == "mount: /var", lines
-            assert lines[5:] == ["told: desktop, log", "not acknowledged"], lines
-            assert recorder.returned_id(shown) == fired_id, "the details took the alert's pop-up's place"
-            screen.wait_for(lambda: screen.displayed() == 1, "dunst showing one pop-up", timeout=WAIT)
+            pick_in_context_menu(screen, menu_folder, recorder.returned_id(fired), "default")
+            screen.wait_for(lambda: opened.exists() and opened.read_text().strip(), "the browser asked to open",
+                            timeout=WAIT)
+            url = opened.read_text().strip()
+            base = f"http://127.0.0.1:{app.port}/dashboard?login="
+            assert url.startswith(base) and url.endswith(f"#alert={quote(EVENT, safe='')}"), url
+            login = requests.get(url.partition("#")[0], allow_redirects=False, timeout=WAIT)
+            assert login.status_code == 303 and "HttpOnly" in login.headers["Set-Cookie"]  # a working login
+            assert "login=" not in (tmp_path / "log" / "tray-alerts.log").read_text()  # never logged
             assert_quiet(app)
         finally:
             app.stop()

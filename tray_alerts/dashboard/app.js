@@ -74,15 +74,22 @@ function alertButton(event, action, label) {
   return button;
 }
 
-function newAlertItem(event) {
+// A card of the alerts or monitors list: its key in data-KEY, a head line of level, name and one more span.
+function newCard(key, name, headClass, extraClass) {
   const li = el("li");
-  li.dataset.event = event;
-  const head = el("div", "alert-head");
-  head.append(el("span", "level"), el("span", "event", event), el("span", "badges"));
+  li.dataset[key] = name;
+  const head = el("div", headClass);
+  head.append(el("span", "level"), el("span", "event", name), el("span", extraClass));
+  li.append(head);
+  return li;
+}
+
+function newAlertItem(event) {
+  const li = newCard("event", event, "alert-head", "badges");
   const actions = el("div", "actions");
   actions.append(alertButton(event, "ack", "Acknowledge"), alertButton(event, "mute", "Mute 1 h"),
                  alertButton(event, "clear", "Clear"));
-  li.append(head, el("p", "message"), el("p", "meta"), el("p", "context"), actions);
+  li.append(el("p", "message"), el("p", "meta"), el("p", "context"), actions);
   return li;
 }
 
@@ -264,11 +271,8 @@ function chart(monitor, now) {
 }
 
 function newMonitor(name) {
-  const li = el("li");
-  li.dataset.monitor = name;
-  const head = el("div", "monitor-head");
-  head.append(el("span", "level"), el("span", "event", name), el("span", "uptime"));
-  li.append(head, el("p", "message"), el("div", "chart-box"));
+  const li = newCard("monitor", name, "monitor-head", "uptime");
+  li.append(el("p", "message"), el("div", "chart-box"));
   return li;
 }
 

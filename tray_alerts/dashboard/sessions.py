@@ -9,6 +9,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+
 from ..clock import Clock
 
 LOGIN_LIFETIME = 120.0  # seconds (time awake) a login code may be used, once
