@@ -394,18 +394,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.BAD_REQUEST, "body is not valid JSON: nested too deeply") from None
 
     def _reply(self, status: HTTPStatus, payload: dict | list) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.log_request(status.value, len(data))
-        extra = 'WWW-Authenticate: Bearer realm="tray-alerts"\r\n' if status == HTTPStatus.UNAUTHORIZED else ""
-        if self.close_connection:
-            extra += "Connection: close\r\n"
-        head = (f"{self.protocol_version} {status.value} {status.phrase}\r\nServer: tray-alerts\r\n"
-                f"Date: {_http_date()}\r\nContent-Type: application/json; charset=utf-8\r\n"
-                f"Content-Length: {len(data)}\r\n{extra}\r\n")
-        self.wfile.write(head.encode("latin-1") + data)
+        """An API answer: JSON (a 401 says how to authenticate)."""
+        extra = (("WWW-Authenticate", 'Bearer realm="tray-alerts"'),) if status == HTTPStatus.UNAUTHORIZED else ()
+        self._reply_page(Reply(status, "application/json; charset=utf-8",
+                               json.dumps(payload, ensure_ascii=False).encode(), extra))
 
     def _reply_page(self, page: Reply) -> None:
-        """A dashboard answer: its own content type and headers (cookie, redirect, content policy)."""
+        """Write an answer with its own content type and headers (a dashboard's cookie, redirect, content policy)."""
         self.log_request(page.status.value, len(page.body))
         extra = "".join(f"{name}: {value}\r\n" for name, value in page.headers)
         if self.close_connection:
