@@ -40,7 +40,7 @@ from .paths import TOKEN_FILE
 from .model import (MAX_EVENT_LENGTH, Level, check_event, clean_context, clean_message, context_arguments,
                     truncate)
 from .state import StoreFault
-from .values import parse_duration
+from .values import parse_duration, parse_list
 
 log = logging.getLogger(__name__)
 
@@ -943,7 +943,7 @@ def _parents(event: str) -> Callable[[Any], tuple[str, ...]]:
         if value is None:
             return ()
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
+            value = list(parse_list(value))
         if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
             raise ValueError("must be event ids, as a list or as one string like 'network, vpn'")
         if event in value:

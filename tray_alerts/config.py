@@ -18,7 +18,7 @@ from .settings_file import (ALERTS_KEYS, DEFAULT_API_PORT, DEFAULT_HISTORY_MAX_A
                             find_settings_file, read_layered)
 from .settings_file import DEFAULT_RESUME_GRACE, count as _count, typed as _typed
 from .storm import ChannelLimits
-from .values import parse_bool, parse_duration
+from .values import parse_bool, parse_duration, parse_list
 
 __all__ = ["ALERTS_KEYS", "DEFAULT_API_PORT", "ENV_CONFIG", "LOG_LEVELS", "MAX_SETTINGS_BYTES", "ChannelSettings",
            "ConfigError", "Settings", "Value", "find_settings_file", "load_settings"]
@@ -143,9 +143,11 @@ def _metrics(items: dict[str, Value]) -> MetricsSettings:
 def parse_address(text: str) -> tuple[str, int]:
     """`HOST:PORT` (an IPv6 host in brackets: `[::1]:9978`) as (host, port)."""
     host, sep, port = text.strip().rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or ":" in host and not text.strip().startswith("[") or not port.isdigit() \
-            or not 0 < int(port) < 65536:
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:  # an IPv6 address without brackets: where its port begins cannot be told
+        host = ""
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"not HOST:PORT (e.g. 127.0.0.1:9978, [::1]:9978): {text.strip()!r}")
     return host, int(port)
 
@@ -248,7 +250,7 @@ def _routing(items: dict[str, Value], channels: dict[str, ChannelSettings]) -> R
     routes: dict[Level | str, list[str]] = {}
     for key, value in items.items():
         level = _level_key(key, value, "routing")
-        names = [name.strip() for name in value.text.split(",") if name.strip()]
+        names = list(parse_list(value.text))
         for name in names:
             if name not in channels:
                 raise ConfigError(value.file, f"unknown channel {name!r} (known: {', '.join(channels)})",

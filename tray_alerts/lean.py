@@ -13,7 +13,7 @@ from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, UsageError
 from .client import ApiClient, AppNotRunning, NotFound, app_or_here
 from .display import clock
 from .settings_file import AlertsSettings, alerts_settings, heartbeat_names, load_alerts, read_layered
-from .values import parse_duration
+from .values import parse_duration, parse_list
 
 CLI_WAIT = 3.0  # seconds a command waits for the running app's channels before saying which are still pending
 LEVELS = ("info", "warning", "error", "critical")
@@ -31,7 +31,7 @@ def raise_alert(args: argparse.Namespace) -> int:
     if not args.message.strip():
         raise UsageError("MESSAGE must not be empty: say what happened")
     context = dict(_key_value(item) for item in args.context)
-    parents = [name.strip() for name in (getattr(args, "depends_on", None) or "").split(",") if name.strip()]
+    parents = list(parse_list(getattr(args, "depends_on", None) or ""))
     if args.event in parents:
         raise UsageError(f"--depends-on: an event cannot depend on itself ({args.event!r})")
     settings = load_alerts(args.config)

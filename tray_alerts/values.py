@@ -1,4 +1,4 @@
-"""Parsers for setting values people write by hand: durations (`30s`, `5m`) and yes/no."""
+"""Parsers for setting values people write by hand: durations (`30s`, `5m`), yes/no, and lists (`a, b`)."""
 from __future__ import annotations
 
 import re
@@ -29,3 +29,8 @@ def parse_bool(text: str) -> bool:
     if lowered in ("0", "no", "false", "off"):
         return False
     raise ValueError(f"not yes or no: {text!r}")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """`a, b` as ('a', 'b'): the comma-separated items of one value, blanks dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())

@@ -17,6 +17,7 @@ from typing import Mapping
 from ..display import clock, context_lines, duration
 from ..model import Alert, truncate
 from ..templates import PLAIN, Wording
+from ..values import parse_list
 from .base import DeliveryError, SettingError, flag_option, require, send_to_each
 
 # Every message is 7-bit clean: the subject is folded here into RFC 2047 encoded words that keep every space (the
@@ -59,7 +60,7 @@ class EmailChannel:
         """Built from [channel.NAME]: host, to (required), port, security, verify, username, password, from,
         separately."""
         host = require(options, "host")
-        recipients = [address.strip() for address in require(options, "to").split(",") if address.strip()]
+        recipients = list(parse_list(require(options, "to")))
         security = (options.get("security", "").strip() or "starttls").lower()
         if security not in SECURITY_MODES:
             raise SettingError("security", f"must be one of {', '.join(SECURITY_MODES)}, not {security!r}")

@@ -10,6 +10,7 @@ from typing import Mapping
 
 from ..model import Alert
 from ..templates import PLAIN, Wording
+from ..values import parse_list
 from .base import DeliveryError, NotConfigured, SettingError, require
 from .http import check_url, post
 
@@ -120,7 +121,7 @@ class SmsChannel:
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, str]) -> SmsChannel:
         """From [channel.NAME]: account_sid, auth_token, to, from or messaging_service_sid; api_url, max_per_hour."""
-        recipients = [number.strip() for number in require(options, "to").split(",") if number.strip()]
+        recipients = list(parse_list(require(options, "to")))
         cap_text = options.get("max_per_hour", "").strip() or "5"
         if not cap_text.isdigit():
             raise SettingError("max_per_hour", f"not a whole number: {cap_text!r}")

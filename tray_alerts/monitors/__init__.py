@@ -6,6 +6,7 @@ from importlib import import_module
 from typing import Iterable, Mapping
 
 from ..channels.base import SettingError
+from ..values import parse_list
 from .base import Monitor, Options, Reading
 
 MONITOR_TYPES: dict[str, str] = {
@@ -54,7 +55,7 @@ def build_monitor(name: str, type_name: str, raw: Mapping[str, str]) -> MonitorS
     timeout = options.duration("timeout", 10.0)
     monitor = monitor_class.from_options(name, options, timeout)
     channels = options.text("channels")
-    depends_on = names(options.text("depends_on") or "")
+    depends_on = parse_list(options.text("depends_on"))
     if name in depends_on:
         raise SettingError("depends_on", f"a monitor cannot depend on itself ({name!r})")
     return MonitorSpec(
@@ -63,15 +64,10 @@ def build_monitor(name: str, type_name: str, raw: Mapping[str, str]) -> MonitorS
         timeout=timeout,
         failures_before_alert=_count(options, "failures_before_alert"),
         successes_before_clear=_count(options, "successes_before_clear"),
-        channels=names(channels) if channels else None,
+        channels=parse_list(channels) if channels else None,
         remind_every=options.duration("remind_every", None),
         depends_on=depends_on,
     )
-
-
-def names(text: str) -> tuple[str, ...]:
-    """`a, b` as ('a', 'b'): a list of names in one setting."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def dependency_cycle(depends_on: Mapping[str, Iterable[str]]) -> list[str] | None:
