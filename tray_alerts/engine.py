@@ -34,6 +34,7 @@ from .reminders import ReminderPolicy
 from .results import (DELIVERED, DROPPED, FAILED, HELD, NOT_STORED, PENDING, QUEUED, RETRYING, ChannelOutcome,
                       Result)
 from .routing import Routing
+from .sleep import Sleep, describe
 from .state import DROPPED as ROW_DROPPED, ChannelHealth, HistoryEntry, StateStore, StoreFault, Transaction
 from .storm import ChannelLimits, GateState, StormControl
 from .values import MAX_DURATION
@@ -680,9 +681,8 @@ class Engine:
         self.close()
 
     def record_sleep(self, start: float, end: float) -> None:
-        """A history line (event and kind `sleep`) for a suspend from `start` to `end`: `asleep 22:10–07:02 (8 h 52 min)`."""
-        from .sleep import Sleep, describe
-
+        """A history line (event and kind `sleep`) for a suspend from `start` to `end`: `asleep 22:10–07:02 (8 h 52
+        min)`."""
         with self.store.write() as tx:
             tx.history(end, "sleep", "sleep", Level.INFO, describe(Sleep(start, end)))
 

@@ -28,8 +28,8 @@ from .pipeline import HOLD_GROUP, HOLD_MUTE, HOLD_NONE, HOLD_QUIET, HOLD_SNOOZE,
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 7  # 1: active, history; 2: + outbox; 3: + pings; 4: + mutes; 5: events, changes, outbox rows;
-# 6: + events.acknowledged_at; 7: + events.depends_on, events.inhibited_by, readings. Not bumped for what an older version
-# reads and writes as well (so it can still open the file): the index events_worst_first and incremental
+# 6: + events.acknowledged_at; 7: + events.depends_on, events.inhibited_by, readings. Not bumped for what an older
+# version reads and writes as well (so it can still open the file): the index events_worst_first and incremental
 # auto-vacuum, each added at open when missing.
 CHANGES_KEEP = 10_000  # revisions of the change log kept; a reader further behind reloads everything
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
@@ -151,9 +151,8 @@ _HOLD_LINES_ARE_NOT_FAILURES = ("UPDATE history SET ok = NULL WHERE ok = 0 AND c
 _EVENT_COLUMNS = ("event, level, message, context, since, at, seen, last_seen, told, reminded_at, episode,"
                   " acknowledged_at, depends_on, inhibited_by")
 _EVENT_PLACEHOLDERS = ", ".join("?" * len(_EVENT_COLUMNS.split(",")))
-_SCHEMA_7_STEPS = ("ALTER TABLE events ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
-                    "ALTER TABLE events ADD COLUMN inhibited_by TEXT",
-                    "CREATE INDEX IF NOT EXISTS events_inhibited ON events (inhibited_by) WHERE inhibited_by IS NOT NULL")
+_SCHEMA_7_COLUMNS = ("ALTER TABLE events ADD COLUMN depends_on TEXT NOT NULL DEFAULT '[]'",
+                     "ALTER TABLE events ADD COLUMN inhibited_by TEXT")
 _REVISION = "SELECT coalesce(max(rev), 0) FROM changes"
 
 
@@ -288,9 +287,9 @@ class StateStore:
                     tx.db.execute("ALTER TABLE events ADD COLUMN acknowledged_at REAL")
                     tx.db.execute(_HOLD_LINES_ARE_NOT_FAILURES)
                 if version <= 6:
-                    for statement in _SCHEMA_7_STEPS:
+                    for statement in _SCHEMA_7_COLUMNS:
                         tx.db.execute(statement)
-                    _run_script(tx.db, _SCHEMA)  # the tables it lacks (readings)
+                    _run_script(tx.db, _SCHEMA)  # what it lacks besides: the readings table, the indexes
             tx.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _add_index(self) -> None:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Callable, Mapping
 
+from . import readings
 from .channels import Channel, NotConfigured, SettingError, build_channel, channel_class
 from .clock import Clock
 from .config import ChannelSettings, Settings
 from .display import clock
-from . import readings
 from .engine import Engine
 from .lifecycle import Raise
 from .model import Level, check_event, clean_context, clean_message
