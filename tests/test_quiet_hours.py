@@ -359,3 +359,14 @@ def test_a_mail_held_for_quiet_hours_arrives_when_they_end(state_path):
     finally:
         controller.stop()
     assert [m["Subject"] for m in recorder.messages] == ["[WARNING] disk: 91% on /var"]
+
+
+def test_the_dashboard_says_a_channel_is_quiet_in_the_words_of_status(state_path):
+    from tray_alerts.dashboard.views import channels
+
+    clock = FakeClock(at("2026-06-10 23:00"))
+    with make_engine(state_path, clock, RecordingChannel("desktop"), RecordingChannel("log")) as engine:
+        engine.raise_alert("disk", "warning", "disk at 91%")
+        states = {channel["name"]: channel["state"] for channel in channels(engine, clock.time())}
+        assert states["desktop"] == "quiet until 07:00 (1 waiting)" and states["log"].startswith("ok (last delivery")
+        assert channels(engine, at("2026-06-11 08:00"))[0]["state"] != states["desktop"]

@@ -74,15 +74,16 @@ def incidents(engine: Engine, active: list[str]) -> list[dict[str, Any]]:
     return shown
 
 
-def channels(engine: Engine) -> list[dict[str, Any]]:
-    """Every channel the engine knows (ready or not), with the words `status` uses for it."""
+def channels(engine: Engine, now: float) -> list[dict[str, Any]]:
+    """Every channel the engine knows (ready or not), with the words `status` uses for it (quiet hours too)."""
     health = engine.channel_health()
     names = list(engine.channels) + [name for name in engine.unavailable if name not in engine.channels]
     names += sorted(name for name in health if name not in names)
     result = []
     for name in names:
         known = health.get(name)
-        result.append({"name": name, "state": channel_state(name, engine.unavailable.get(name), known),
+        state = channel_state(name, engine.unavailable.get(name), known, engine.quiet_hours.state(name, now))
+        result.append({"name": name, "state": state,
                        "ready": name in engine.channels, "ok": known.last_ok if known else None,
                        "last_at": known.last_at.timestamp() if known and known.last_at else None,
                        "waiting": known.waiting if known else 0, "held": known.held if known else 0})
@@ -99,4 +100,4 @@ def snapshot(engine: Engine, list_alerts: Callable[[], list[dict]], monitors: Mo
             "alerts": alerts[:MAX_ALERTS], "alerts_total": len(alerts),
             "incidents": incidents(engine, [alert["event"] for alert in alerts]),
             "outbox": [outbox_row(row, now) for row in pending[:MAX_OUTBOX]], "outbox_total": len(pending),
-            "channels": channels(engine), "monitors": monitors.view() if monitors is not None else []}
+            "channels": channels(engine, now), "monitors": monitors.view() if monitors is not None else []}
