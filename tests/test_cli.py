@@ -1,7 +1,9 @@
 """The command line, run as a real process the way a shell or cron job runs it."""
 import os
+import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 
@@ -122,21 +124,39 @@ def _first_line(process, timeout):
         return ""
 
 
-def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
-    import signal
-    import stat
-
+@contextmanager
+def headless_app(tmp_path, more_settings: str = ""):
+    """`tray-alerts run --headless` on settings of its own (state, log, a free API port, the log channel to
+    alerts.log, no desktop, no disk monitor, plus `more_settings`); yields (settings path, port, process, its first
+    line) and stops it if the test has not."""
     port = _free_port()
     settings = tmp_path / "settings.ini"
     settings.write_text(
         f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'log' / 'app.log'}\napi_port = {port}\n"
         f"[channel.log]\nfile = {tmp_path / 'alerts.log'}\n[channel.desktop]\nenabled = no\n"
-        "[monitor.disk_root]\nenabled = no\n[monitor.nightly]\ntype = heartbeat\nmax_age = 26h\n")
+        "[monitor.disk_root]\nenabled = no\n" + more_settings)
     env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
     app = subprocess.Popen([sys.executable, "-m", "tray_alerts", "run", "--headless"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
     try:
-        line = _first_line(app, timeout=20)
+        yield settings, port, app, _first_line(app, timeout=20)
+    finally:
+        if app.poll() is None:
+            app.send_signal(signal.SIGTERM)
+            try:
+                app.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait(timeout=10)
+        app.stdout.close()
+        app.stderr.close()
+
+
+def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
+    import stat
+
+    with headless_app(tmp_path, "[monitor.nightly]\ntype = heartbeat\nmax_age = 26h\n") as (settings, port, app,
+                                                                                               line):
         assert "running headless" in line and f"push API on 127.0.0.1:{port}" in line, (line, app.poll())
         token_file = tmp_path / "state" / "api-token"
         assert token_file.read_text().strip()
@@ -186,12 +206,6 @@ def test_raise_clear_and_ping_go_through_the_running_app(tmp_path):
         assert app.wait(timeout=15) == 0
         history = cli(settings, "history", "--event", "backup/nightly job").stdout
         assert "fired" in history and "cleared" in history
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait(timeout=10)
-        app.stdout.close()
-        app.stderr.close()
 
 
 def test_version():

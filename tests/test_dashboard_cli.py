@@ -1,49 +1,20 @@
 """`tray-alerts dashboard [--url]`, run as a real process against a real running app (`tray-alerts run --headless`)."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from test_cli import _first_line, _free_port, cli
+from test_cli import cli, headless_app, settings_file  # noqa: F401  (settings_file: a fixture)
 
 
 @pytest.fixture
-def app_settings(tmp_path):
-    port = _free_port()
-    settings = tmp_path / "settings.ini"
-    settings.write_text(
-        f"[alerts]\nstate_dir = {tmp_path / 'state'}\nlog_file = {tmp_path / 'log' / 'app.log'}\napi_port = {port}\n"
-        f"[channel.log]\nfile = {tmp_path / 'alerts.log'}\n[channel.desktop]\nenabled = no\n"
-        "[monitor.disk_root]\nenabled = no\n")
-    return settings, port
-
-
-@pytest.fixture
-def running_app(app_settings):
-    settings, port = app_settings
-    env = {**os.environ, "TRAY_ALERTS_CONFIG": str(settings)}
-    app = subprocess.Popen([sys.executable, "-m", "tray_alerts", "run", "--headless"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
-    try:
-        line = _first_line(app, timeout=20)
+def running_app(tmp_path):
+    with headless_app(tmp_path) as (settings, port, app, line):
         assert f"push API on 127.0.0.1:{port}" in line, (line, app.poll())
         yield settings, port
-    finally:
-        if app.poll() is None:
-            app.send_signal(signal.SIGTERM)
-            try:
-                app.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                app.wait(timeout=10)
-        app.stdout.close()
-        app.stderr.close()
 
 
 def test_dashboard_url_prints_a_one_time_login_that_opens_a_session(running_app):
@@ -75,13 +46,12 @@ def test_dashboard_opens_the_address_in_the_web_browser(running_app, tmp_path):
 
 
 @pytest.mark.parametrize("args", [("dashboard",), ("dashboard", "--url")])
-def test_dashboard_without_the_app_is_one_line_exit_2(app_settings, args):
-    settings, _ = app_settings
-    result = cli(settings, *args)
+def test_dashboard_without_the_app_is_one_line_exit_2(settings_file, args):
+    result = cli(settings_file, *args)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "tray-alerts dashboard: the app is not running (start it with tray-alerts run)\n"
 
 
-def test_dashboard_has_help(app_settings):
-    result = cli(app_settings[0], "dashboard", "--help")
+def test_dashboard_has_help(settings_file):
+    result = cli(settings_file, "dashboard", "--help")
     assert result.returncode == 0 and "--url" in result.stdout
