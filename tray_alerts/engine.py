@@ -541,11 +541,13 @@ class Engine:
         while time.monotonic() < deadline:
             self.outbox.write_answers()
             now = self.clock.time()
-            if not self.outbox.local_ids() and not self.store.claimed_by(self.outbox.owner, now):
-                if not self.store.due_keys_waiting(now):
-                    return True
-                if not self.background.running:
-                    self.tick()
+            # a row goes due -> claimed in the file -> handed to a channel (held here) -> done: asked in that order,
+            # one that moves on between two questions is seen by a later one
+            due = self.store.due_keys_waiting(now)
+            if not due and not self.store.claimed_by(self.outbox.owner, now) and not self.outbox.local_ids():
+                return True
+            if due and not self.background.running:
+                self.tick()
             self.outbox.wake.set()
             time.sleep(0.01)
         return False
